@@ -1,0 +1,140 @@
+//! Visitor identity without storing anything raw about a person.
+//!
+//! An anonymous visitor is `keyed_hash(daily_salt, site, ip, user_agent)`. The salt rotates at
+//! UTC midnight; the previous one is kept for 24 hours so that a session can cross midnight, and
+//! older ones are destroyed, so yesterday's visitors cannot be linked to last week's. An
+//! identified user (`user_id`) is a keyed hash of the user id under a per-installation key that
+//! never rotates, so the user is the same visitor every day.
+
+use serde::{Deserialize, Serialize};
+
+const DAY_MS: i64 = 86_400_000;
+
+/// One day's salt.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Salt {
+    /// The UTC day it belongs to (days since 1970-01-01).
+    pub day: i64,
+    pub key: [u8; 32],
+}
+
+/// The secrets behind visitor ids; persisted by the store so that ids survive restarts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Salts {
+    pub current: Salt,
+    /// Yesterday's salt, kept until the end of today.
+    pub previous: Option<Salt>,
+    /// Key for identified users' ids; never rotated.
+    pub user_key: [u8; 32],
+}
+
+impl Salts {
+    /// Fresh secrets for the UTC day of `now_ms`; `random` supplies 64 random bytes.
+    pub fn new(now_ms: i64, random: [u8; 64]) -> Salts {
+        let (salt, user_key) = random.split_at(32);
+        Salts {
+            current: Salt { day: now_ms.div_euclid(DAY_MS), key: salt.try_into().expect("32") },
+            previous: None,
+            user_key: user_key.try_into().expect("32"),
+        }
+    }
+
+    /// Rotates for the UTC day of `now_ms` if it has moved on: today's salt becomes the
+    /// previous one only if it was yesterday's; anything older is dropped. `random` is the new
+    /// salt. Returns whether anything changed (and so must be persisted).
+    pub fn rotate(&mut self, now_ms: i64, random: [u8; 32]) -> bool {
+        let today = now_ms.div_euclid(DAY_MS);
+        if self.current.day >= today {
+            return false;
+        }
+        let old = std::mem::replace(&mut self.current, Salt { day: today, key: random });
+        self.previous = (old.day == today - 1).then_some(old);
+        true
+    }
+
+    /// Milliseconds from `now_ms` to the next UTC midnight, when [`Salts::rotate`] is due.
+    pub fn until_rotation(now_ms: i64) -> i64 {
+        DAY_MS - now_ms.rem_euclid(DAY_MS)
+    }
+
+    /// The anonymous visitor id under today's salt, and under yesterday's when it is kept.
+    pub fn visitor(&self, site: &str, ip: &str, user_agent: &str) -> (u64, Option<u64>) {
+        let current = keyed_hash(&self.current.key, &[site, ip, user_agent]);
+        let previous = self.previous.as_ref().map(|s| keyed_hash(&s.key, &[site, ip, user_agent]));
+        (current, previous)
+    }
+
+    /// The visitor id of an identified user.
+    pub fn user(&self, site: &str, user_id: &str) -> u64 {
+        keyed_hash(&self.user_key, &[site, user_id])
+    }
+}
+
+/// Hashes a client-supplied session id into the small hint kept with a session.
+pub fn session_hint(session_id: &str) -> u64 {
+    keyed_hash(&[0; 32], &[session_id])
+}
+
+fn keyed_hash(key: &[u8; 32], parts: &[&str]) -> u64 {
+    let mut h = blake3::Hasher::new_keyed(key);
+    for p in parts {
+        // Length-prefix each part so ("ab", "c") and ("a", "bc") differ.
+        h.update(&(p.len() as u64).to_le_bytes());
+        h.update(p.as_bytes());
+    }
+    let mut out = [0; 8];
+    h.finalize_xof().fill(&mut out);
+    u64::from_le_bytes(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOV22: i64 = 1_795_356_330_000; // 2026-11-22T14:05:30Z
+
+    fn salts() -> Salts {
+        Salts::new(NOV22, [7; 64])
+    }
+
+    #[test]
+    fn same_inputs_same_visitor_and_every_input_matters() {
+        let s = salts();
+        let (a, prev) = s.visitor("a.com", "1.2.3.4", "UA");
+        assert_eq!(prev, None);
+        assert_eq!(a, s.visitor("a.com", "1.2.3.4", "UA").0);
+        assert_ne!(a, s.visitor("b.com", "1.2.3.4", "UA").0);
+        assert_ne!(a, s.visitor("a.com", "1.2.3.5", "UA").0);
+        assert_ne!(a, s.visitor("a.com", "1.2.3.4", "UA2").0);
+        assert_ne!(s.visitor("a.com", "1.2.3.4", "").0, s.visitor("a.com", "1.2.3.", "4").0);
+    }
+
+    #[test]
+    fn rotation_keeps_yesterday_only() {
+        let mut s = salts();
+        let (before, _) = s.visitor("a.com", "ip", "ua");
+        assert!(!s.rotate(NOV22 + 1000, [1; 32]), "same day: no rotation");
+        assert!(s.rotate(NOV22 + DAY_MS, [1; 32]));
+        let (after, prev) = s.visitor("a.com", "ip", "ua");
+        assert_ne!(after, before, "a new day gives a new id");
+        assert_eq!(prev, Some(before), "yesterday's id is still known");
+        // Two days later with no rotation in between: yesterday's salt is gone for good.
+        assert!(s.rotate(NOV22 + 3 * DAY_MS, [2; 32]));
+        assert_eq!(s.previous, None);
+    }
+
+    #[test]
+    fn users_keep_their_id_across_rotation() {
+        let mut s = salts();
+        let u = s.user("a.com", "user-1");
+        s.rotate(NOV22 + DAY_MS, [1; 32]);
+        assert_eq!(s.user("a.com", "user-1"), u);
+        assert_ne!(s.user("b.com", "user-1"), u);
+    }
+
+    #[test]
+    fn rotation_is_due_at_utc_midnight() {
+        assert_eq!(Salts::until_rotation(0), DAY_MS);
+        assert_eq!(Salts::until_rotation(NOV22), DAY_MS - (14 * 3600 + 5 * 60 + 30) * 1000);
+    }
+}
