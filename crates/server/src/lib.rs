@@ -1,1 +1,5 @@
-//! footfall's HTTP surface: collector endpoints, the Plausible-compatible query API, health and metrics.
+//! footfall's HTTP surface: the collector endpoints, the Plausible-compatible query API, health
+//! and Prometheus metrics, all over one shared [`state::AppState`].
+
+pub mod error;
+pub mod state;

@@ -1,0 +1,45 @@
+//! What every request handler shares: the store, the known sites, the identity salts and the
+//! server's settings.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use footfall_core::identity::Salts;
+use footfall_core::site::Site;
+use footfall_store::Store;
+
+/// Server settings that handlers consult.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Take the client IP from `X-Forwarded-For` (set only behind a proxy you run).
+    pub trust_proxy: bool,
+    /// How far a browser-supplied `ts` may be from server time and still be used, ms.
+    pub max_clock_skew_ms: i64,
+    /// Session inactivity timeout, ms.
+    pub session_timeout_ms: i64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> ServerConfig {
+        ServerConfig {
+            trust_proxy: false,
+            max_clock_skew_ms: 5 * 60_000,
+            session_timeout_ms: 30 * 60_000,
+        }
+    }
+}
+
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub config: ServerConfig,
+    /// Sites by domain; kept in memory, written through to the store.
+    pub sites: RwLock<HashMap<String, Site>>,
+    /// Current identity secrets; rotated at UTC midnight and persisted.
+    pub salts: RwLock<Salts>,
+}
+
+impl AppState {
+    pub fn site(&self, domain: &str) -> Option<Site> {
+        self.sites.read().expect("sites lock").get(domain).cloned()
+    }
+}
