@@ -1,5 +1,6 @@
 //! footfall's HTTP surface: the collector endpoints, the Plausible-compatible query API, health
 //! and Prometheus metrics, all over one shared [`state::AppState`].
 
+pub mod auth;
 pub mod error;
 pub mod state;
