@@ -9,5 +9,6 @@
 pub mod batch;
 pub mod event;
 pub mod identity;
+pub mod pipeline;
 pub mod site;
 pub mod time;
