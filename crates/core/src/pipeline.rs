@@ -58,6 +58,9 @@ struct Session {
     exit: Option<Arc<str>>,
     attribution: Arc<Attribution>,
     hint: Option<u64>,
+    /// Whether an event arrived since the last eviction pass: a session being fed, even with
+    /// old timestamps (a backfill), is never evicted from under its next event.
+    touched: bool,
 }
 
 /// What a session adds to the counters of its start bucket.
@@ -222,6 +225,7 @@ impl Pipeline {
                 // without moving the start, so the session stays in its bucket.
                 s.last = s.last.max(event.ts);
                 s.events += 1;
+                s.touched = true;
                 if pageview {
                     s.pageviews += 1;
                     s.entry.get_or_insert_with(|| page.clone());
@@ -252,12 +256,13 @@ impl Pipeline {
     }
 
     /// Forgets sessions idle for longer than the timeout (plus a grace for late events) at
-    /// `now_ms`, deleting them from the store with `batch`. Returns how many ended.
+    /// `now_ms` that received nothing since the previous pass, deleting them from the store
+    /// with `batch`. Returns how many ended.
     pub fn evict_idle(&mut self, now_ms: i64, batch: &mut WriteBatch) -> usize {
         let horizon = now_ms - self.timeout_ms - EVICTION_GRACE_MS;
         let before = self.sessions.len();
         self.sessions.retain(|key, s| {
-            let keep = s.last >= horizon;
+            let keep = std::mem::take(&mut s.touched) || s.last >= horizon;
             if !keep {
                 batch.sessions.insert(key.clone(), None);
             }
@@ -305,6 +310,7 @@ impl Pipeline {
             exit: pageview.then(|| page.clone()),
             attribution: i.attribution(attribution),
             hint: event.session_hint,
+            touched: true,
         }
     }
 
@@ -326,6 +332,7 @@ impl Pipeline {
             exit: i.opt(r.exit.as_deref()),
             attribution: i.attribution(attribution),
             hint: r.hint,
+            touched: false,
         }
     }
 }
@@ -726,8 +733,10 @@ mod tests {
         let mut l = Ledger::default();
         let mut p = Pipeline::new(DEFAULT_SESSION_TIMEOUT_MS, &[site("UTC")], []);
         run(&mut p, &[pv(1, T0, "/"), pv(2, T0 + 20 * MIN, "/")], &mut l);
+        let now = T0 + 30 * MIN + EVICTION_GRACE_MS + 1;
         let mut b = WriteBatch::default();
-        assert_eq!(p.evict_idle(T0 + 30 * MIN + EVICTION_GRACE_MS + 1, &mut b), 1);
+        assert_eq!(p.evict_idle(now, &mut b), 0, "both were fed since the last pass");
+        assert_eq!(p.evict_idle(now, &mut b), 1, "only the idle one ends");
         p.finish(&mut b);
         l.apply(b);
         assert_eq!(p.active_sessions(), 1);

@@ -2,5 +2,6 @@
 //! and Prometheus metrics, all over one shared [`state::AppState`].
 
 pub mod auth;
+pub mod engine;
 pub mod error;
 pub mod state;

@@ -2,6 +2,7 @@
 //! server's settings.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use footfall_core::identity::Salts;
@@ -36,10 +37,42 @@ pub struct AppState {
     pub sites: RwLock<HashMap<String, Site>>,
     /// Current identity secrets; rotated at UTC midnight and persisted.
     pub salts: RwLock<Salts>,
+    /// Bumped whenever a site is added or changed, so the pipeline picks up its timezone.
+    pub sites_generation: AtomicU64,
 }
 
 impl AppState {
+    pub fn new(
+        store: Arc<dyn Store>,
+        config: ServerConfig,
+        sites: Vec<Site>,
+        salts: Salts,
+    ) -> AppState {
+        AppState {
+            store,
+            config,
+            sites: RwLock::new(sites.into_iter().map(|s| (s.domain.clone(), s)).collect()),
+            salts: RwLock::new(salts),
+            sites_generation: AtomicU64::new(0),
+        }
+    }
+
     pub fn site(&self, domain: &str) -> Option<Site> {
         self.sites.read().expect("sites lock").get(domain).cloned()
+    }
+
+    pub fn all_sites(&self) -> Vec<Site> {
+        let mut sites: Vec<Site> = self.sites.read().expect("sites lock").values().cloned().collect();
+        sites.sort_by(|a, b| a.domain.cmp(&b.domain));
+        sites
+    }
+
+    /// Adds or replaces a site: in the store first, so a site that answers requests is never
+    /// lost on restart.
+    pub async fn put_site(&self, site: Site) -> Result<(), footfall_store::StoreError> {
+        self.store.put_site(&site).await?;
+        self.sites.write().expect("sites lock").insert(site.domain.clone(), site);
+        self.sites_generation.fetch_add(1, Ordering::Release);
+        Ok(())
     }
 }

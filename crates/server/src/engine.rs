@@ -1,0 +1,191 @@
+//! The background work of a running server: the pipeline task that tails the raw log and
+//! applies write batches, salt rotation at UTC midnight, and raw-log retention.
+//!
+//! The pipeline reads events back from the log rather than receiving them from the request
+//! handlers: recovery after a crash and normal running are then the same code path, and the
+//! log's offsets alone decide what has been counted.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use footfall_core::batch::WriteBatch;
+use footfall_core::identity::Salts;
+use footfall_core::pipeline::Pipeline;
+use footfall_store::{Store, StoreError};
+use rand::RngExt;
+use tokio::sync::watch;
+
+use crate::state::AppState;
+
+/// How the pipeline batches its writes.
+#[derive(Clone, Copy, Debug)]
+pub struct PipelineOptions {
+    /// Longest time between reading an event and applying it, in the absence of load.
+    pub flush_interval: Duration,
+    /// Most events folded into one write batch.
+    pub max_batch_events: usize,
+}
+
+impl Default for PipelineOptions {
+    fn default() -> PipelineOptions {
+        PipelineOptions { flush_interval: Duration::from_millis(200), max_batch_events: 20_000 }
+    }
+}
+
+/// How often idle sessions are looked for.
+const EVICT_EVERY: Duration = Duration::from_secs(10);
+
+pub fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+/// Runs the pipeline until `stop` turns true, then applies what it has folded and returns.
+pub async fn run_pipeline(
+    state: Arc<AppState>,
+    options: PipelineOptions,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), StoreError> {
+    let store = state.store.clone();
+    let sessions = store.sessions().await?;
+    let mut generation = state.sites_generation.load(Ordering::Acquire);
+    let mut pipeline =
+        Pipeline::new(state.config.session_timeout_ms, &state.all_sites(), sessions);
+    let mut folded = store.applied_offset().await?;
+    let mut last_evict = Instant::now();
+    tracing::info!(after = ?folded, sessions = pipeline.active_sessions(), "pipeline started");
+
+    loop {
+        let g = state.sites_generation.load(Ordering::Acquire);
+        if g != generation {
+            generation = g;
+            for site in state.all_sites() {
+                pipeline.set_site(&site);
+            }
+        }
+
+        let mut batch = WriteBatch::default();
+        let deadline = Instant::now() + options.flush_interval;
+        let stopping = loop {
+            let room = options.max_batch_events - batch.events as usize;
+            let events = store.unapplied(folded, room).await?;
+            for (offset, event) in &events {
+                pipeline.fold(*offset, event, &mut batch);
+                folded = Some(*offset);
+            }
+            let now = Instant::now();
+            if batch.events as usize >= options.max_batch_events || now >= deadline {
+                break false;
+            }
+            if *stop.borrow() {
+                break true;
+            }
+            if events.is_empty() {
+                tokio::select! {
+                    () = store.wait_for_append(folded, deadline - now) => {}
+                    _ = stop.changed() => {}
+                }
+            }
+        };
+
+        if last_evict.elapsed() >= EVICT_EVERY {
+            last_evict = Instant::now();
+            let ended = pipeline.evict_idle(now_ms(), &mut batch);
+            metrics::counter!("footfall_sessions_ended_total").increment(ended as u64);
+        }
+        pipeline.finish(&mut batch);
+        metrics::gauge!("footfall_active_sessions").set(pipeline.active_sessions() as f64);
+        if !batch.is_empty() {
+            apply_until_done(store.as_ref(), &batch, &stop).await?;
+        }
+        if stopping {
+            tracing::info!(applied = ?folded, "pipeline stopped");
+            return Ok(());
+        }
+    }
+}
+
+/// Applies a batch, retrying while the store fails: the folded in-memory state is already ahead
+/// of the store, so the batch must land before anything else is folded.
+async fn apply_until_done(
+    store: &dyn Store,
+    batch: &WriteBatch,
+    stop: &watch::Receiver<bool>,
+) -> Result<(), StoreError> {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let started = Instant::now();
+        match store.apply(batch).await {
+            Ok(()) => {
+                metrics::histogram!("footfall_store_apply_seconds")
+                    .record(started.elapsed().as_secs_f64());
+                metrics::counter!("footfall_events_processed_total").increment(batch.events);
+                if let Some(offset) = batch.offset {
+                    metrics::gauge!("footfall_pipeline_applied_offset").set(offset as f64);
+                }
+                return Ok(());
+            }
+            // On the way out, give up: the events stay unapplied in the log for the next start.
+            Err(e) if *stop.borrow() => return Err(e),
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in = ?backoff, "applying a write batch failed");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// The persisted salts, rotated for today, or fresh ones on first start.
+pub async fn load_salts(store: &dyn Store) -> Result<Salts, StoreError> {
+    let now = now_ms();
+    let salts = match store.salts().await? {
+        Some(mut salts) => {
+            if salts.rotate(now, rand::rng().random()) {
+                store.put_salts(&salts).await?;
+            }
+            salts
+        }
+        None => {
+            let salts = Salts::new(now, rand::rng().random());
+            store.put_salts(&salts).await?;
+            salts
+        }
+    };
+    Ok(salts)
+}
+
+/// Rotates the salts at each UTC midnight until `stop`. The new salt is persisted before it is
+/// used, so a restart never mints a second salt for the same day.
+pub async fn rotate_salts(state: Arc<AppState>, mut stop: watch::Receiver<bool>) {
+    loop {
+        let wait = Duration::from_millis(Salts::until_rotation(now_ms()) as u64 + 50);
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            _ = stop.changed() => return,
+        }
+        let mut next = state.salts.read().expect("salts lock").clone();
+        if next.rotate(now_ms(), rand::rng().random()) {
+            match state.store.put_salts(&next).await {
+                Ok(()) => *state.salts.write().expect("salts lock") = next,
+                Err(e) => tracing::error!(error = %e, "could not persist the rotated salt"),
+            }
+        }
+    }
+}
+
+/// Trims the raw log to `days` days, hourly, until `stop`.
+pub async fn enforce_retention(state: Arc<AppState>, days: u32, mut stop: watch::Receiver<bool>) {
+    loop {
+        let before = now_ms() - i64::from(days) * 86_400_000;
+        match state.store.trim_log(before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(events = n, days, "trimmed the raw event log"),
+            Err(e) => tracing::warn!(error = %e, "trimming the raw event log failed"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(3600)) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
