@@ -8,6 +8,7 @@
 
 pub mod batch;
 pub mod event;
+pub mod hll;
 pub mod identity;
 pub mod pipeline;
 pub mod site;
