@@ -16,6 +16,12 @@ use footfall_core::site::Site;
 use footfall_core::time::Bucket;
 use serde::{Deserialize, Serialize};
 
+pub mod conformance;
+pub mod embedded;
+pub mod keys;
+
+pub use embedded::EmbeddedStore;
+
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
@@ -130,8 +136,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// A breakdown's rows summed over `buckets`, one per value; rows whose counters are all zero
     /// are left out. Order is unspecified.
-    async fn breakdown(&self, site: &str, buckets: &[Bucket], dim: &Dim)
-    -> Result<Vec<(String, Counts)>>;
+    async fn breakdown(
+        &self,
+        site: &str,
+        buckets: &[Bucket],
+        dim: &Dim,
+    ) -> Result<Vec<(String, Counts)>>;
 
     /// Unique visitors of a slice over the union of `buckets` (a HyperLogLog estimate).
     async fn unique_count(&self, site: &str, buckets: &[Bucket], slice: &Slice) -> Result<u64>;

@@ -1,0 +1,925 @@
+//! The embedded backend: one [fjall](https://docs.rs/fjall) database inside the data directory,
+//! so footfall runs with no other server.
+//!
+//! Layout of the data directory:
+//!
+//! - `LOCK`: an OS lock held while a process has the store open, so two processes never share
+//!   the data (fjall's own lock would only say "locked", not which directory or what to do).
+//! - `fjall/`: the database, with these keyspaces:
+//!   - `log`: the raw event log, keyed `site, 0x00, ts, offset` (ts as big-endian i64 with the
+//!     sign bit flipped, so negative times sort first), so one site's time range is one scan;
+//!   - `unapplied`: offset (big-endian) → the same record, for events no applied batch covers;
+//!   - `hashes`: every hash of the [`keys`] schema, one entry per field, keyed
+//!     `hash key, 0xFF, field` (UTF-8 never contains 0xFF, so the first one ends the hash key);
+//!   - `hlls`: unique counts under their [`keys`] names, as Redis HyperLogLog bytes;
+//!   - `sessions`: sessions under their [`keys`] names, as postcard;
+//!   - `meta`: [`keys::SALTS`] and [`keys::APPLIED`];
+//!   - `minutes`: an index of the minute buckets written (minute, site), for their expiry.
+//!
+//! Values are the bytes Redis would hold under the same name: counters are decimal text (as
+//! `HINCRBY` keeps them), unique counts are Redis's HyperLogLog encoding, sessions postcard,
+//! configuration JSON.
+//!
+//! Minute buckets are kept about two hours: after an apply that wrote minute buckets, every
+//! minute bucket (totals, breakdowns, unique counts) more than [`MINUTES_KEPT`] minutes older
+//! than the newest minute bucket applied is deleted. The newest is capped at the current
+//! minute, so an event with a timestamp in the future cannot expire the live minutes.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::ops::Range;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use footfall_core::batch::{
+    Counter, Dim, SessionKey, SessionRecord, Slice, WriteBatch, unique_element,
+};
+use footfall_core::event::{Event, decode_record, encode_record};
+use footfall_core::hll::{Hll, count_union};
+use footfall_core::identity::Salts;
+use footfall_core::site::Site;
+use footfall_core::time::{Bucket, Grain};
+use rustc_hash::{FxHashMap, FxHashSet};
+use tokio::sync::{oneshot, watch};
+
+use crate::{ApiKey, Counts, Result, Store, StoreError, keys};
+
+/// How many minutes of minute buckets are kept before the newest one.
+pub const MINUTES_KEPT: i64 = 120;
+
+/// Log entries deleted per fjall batch by `trim_log`, to bound its memory.
+const TRIM_CHUNK: usize = 10_000;
+
+/// fjall refuses (panics on) longer keys.
+const MAX_KEY_LEN: usize = u16::MAX as usize;
+
+/// Ends the hash key in a `hashes` entry's key.
+const FIELD_SEP: u8 = 0xFF;
+
+/// The embedded store. Dropping it waits for the log writer to finish its current group.
+pub struct EmbeddedStore {
+    inner: Arc<Inner>,
+    /// Requests for the log writer thread; replaced by a dead sender on drop to stop it.
+    queue: mpsc::Sender<AppendRequest>,
+    writer: Option<JoinHandle<()>>,
+}
+
+struct Inner {
+    db: Database,
+    log: Keyspace,
+    unapplied: Keyspace,
+    hashes: Keyspace,
+    hlls: Keyspace,
+    sessions: Keyspace,
+    meta: Keyspace,
+    minutes: Keyspace,
+    /// The highest offset appended so far, for `wait_for_append`.
+    appended: watch::Sender<Option<u64>>,
+    /// Group commits (each one fsync) of the log so far.
+    syncs: AtomicU64,
+    /// `apply` reads counters and HyperLogLogs and writes them back; this keeps two applies
+    /// from interleaving (the pipeline is the only writer, but the trait cannot promise that).
+    apply_lock: Mutex<()>,
+    /// Declared last so that it is released after the database has closed.
+    _lock: File,
+}
+
+struct AppendRequest {
+    events: Vec<Event>,
+    reply: oneshot::Sender<Result<Range<u64>>>,
+}
+
+impl EmbeddedStore {
+    /// Opens (creating if needed) the store in `dir`. Fails with [`StoreError::Locked`] if
+    /// another process has it open.
+    pub fn open(dir: &Path) -> Result<EmbeddedStore> {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            StoreError::Io(format!(
+                "cannot create the data directory {}: {e}",
+                dir.display()
+            ))
+        })?;
+        let lock_path = dir.join("LOCK");
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| StoreError::Io(format!("cannot open {}: {e}", lock_path.display())))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => return Err(StoreError::Locked(dir.to_path_buf())),
+            Err(TryLockError::Error(e)) => {
+                return Err(StoreError::Io(format!(
+                    "cannot lock {}: {e}",
+                    lock_path.display()
+                )));
+            }
+        }
+
+        let db_path = dir.join("fjall");
+        let db = Database::builder(&db_path).open().map_err(|e| {
+            StoreError::Io(format!(
+                "cannot open the database in {}: {e}",
+                db_path.display()
+            ))
+        })?;
+        let keyspace = |name: &str| {
+            db.keyspace(name, KeyspaceCreateOptions::default)
+                .map_err(|e| StoreError::Io(format!("cannot open keyspace `{name}`: {e}")))
+        };
+        let inner = Inner {
+            log: keyspace("log")?,
+            unapplied: keyspace("unapplied")?,
+            hashes: keyspace("hashes")?,
+            hlls: keyspace("hlls")?,
+            sessions: keyspace("sessions")?,
+            meta: keyspace("meta")?,
+            minutes: keyspace("minutes")?,
+            db,
+            appended: watch::Sender::new(None),
+            syncs: AtomicU64::new(0),
+            apply_lock: Mutex::new(()),
+            _lock: lock,
+        };
+        let next = inner.recover_next_offset()?;
+        inner.appended.send_replace(next.checked_sub(1));
+        tracing::debug!(dir = %dir.display(), next_offset = next, "opened the embedded store");
+
+        let inner = Arc::new(inner);
+        let (queue, requests) = mpsc::channel();
+        let writer = std::thread::Builder::new()
+            .name("footfall-log-writer".into())
+            .spawn({
+                let inner = Arc::clone(&inner);
+                move || inner.write_log(next, requests)
+            })
+            .map_err(|e| StoreError::Io(format!("cannot start the log writer thread: {e}")))?;
+        Ok(EmbeddedStore {
+            inner,
+            queue,
+            writer: Some(writer),
+        })
+    }
+
+    /// How many group commits (each one fsync) the log writer has made since open; with the
+    /// number of appends, how well group commit batches. For benchmarks and metrics.
+    pub fn log_syncs(&self) -> u64 {
+        self.inner.syncs.load(Ordering::Relaxed)
+    }
+
+    /// Runs blocking fjall work off the async runtime.
+    async fn blocking<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Inner) -> Result<T> + Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        match tokio::task::spawn_blocking(move || f(&inner)).await {
+            Ok(result) => result,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => Err(StoreError::Unavailable(
+                "the runtime is shutting down".into(),
+            )),
+        }
+    }
+}
+
+impl Drop for EmbeddedStore {
+    fn drop(&mut self) {
+        // Dropping the only sender ends the writer's loop once it has answered its last group.
+        self.queue = mpsc::channel().0;
+        if let Some(writer) = self.writer.take() {
+            // A panic there has already been reported by the panic hook.
+            let _ = writer.join();
+        }
+    }
+}
+
+fn writer_gone() -> StoreError {
+    StoreError::Unavailable("the event log writer has stopped".into())
+}
+
+#[async_trait]
+impl Store for EmbeddedStore {
+    async fn append(&self, events: Vec<Event>) -> Result<Range<u64>> {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send(AppendRequest { events, reply })
+            .map_err(|_| writer_gone())?;
+        answer.await.map_err(|_| writer_gone())?
+    }
+
+    async fn wait_for_append(&self, after: Option<u64>, timeout: Duration) {
+        let mut appended = self.inner.appended.subscribe();
+        // Timing out is an answer too: the caller looks again either way.
+        let _ = tokio::time::timeout(timeout, appended.wait_for(|last| *last > after)).await;
+    }
+
+    async fn unapplied(&self, after: Option<u64>, limit: usize) -> Result<Vec<(u64, Event)>> {
+        self.blocking(move |db| db.unapplied(after, limit)).await
+    }
+
+    async fn scan_log(&self, site: &str, from_ms: i64, to_ms: i64) -> Result<Vec<Event>> {
+        let site = site.to_owned();
+        self.blocking(move |db| db.scan_log(&site, from_ms, to_ms))
+            .await
+    }
+
+    async fn trim_log(&self, before_ms: i64) -> Result<u64> {
+        self.blocking(move |db| db.trim_log(before_ms)).await
+    }
+
+    async fn apply(&self, batch: &WriteBatch) -> Result<()> {
+        let plan = ApplyPlan::new(batch)?;
+        self.blocking(move |db| db.apply(plan)).await
+    }
+
+    async fn applied_offset(&self) -> Result<Option<u64>> {
+        self.blocking(|db| db.applied_offset()).await
+    }
+
+    async fn sessions(&self) -> Result<Vec<(SessionKey, SessionRecord)>> {
+        self.blocking(|db| db.all_sessions()).await
+    }
+
+    async fn totals(&self, site: &str, buckets: &[Bucket]) -> Result<Vec<Counts>> {
+        let (site, buckets) = (site.to_owned(), buckets.to_vec());
+        self.blocking(move |db| db.totals(&site, &buckets)).await
+    }
+
+    async fn breakdown(
+        &self,
+        site: &str,
+        buckets: &[Bucket],
+        dim: &Dim,
+    ) -> Result<Vec<(String, Counts)>> {
+        let (site, buckets, dim) = (site.to_owned(), buckets.to_vec(), dim.clone());
+        self.blocking(move |db| db.breakdown(&site, &buckets, &dim))
+            .await
+    }
+
+    async fn unique_count(&self, site: &str, buckets: &[Bucket], slice: &Slice) -> Result<u64> {
+        let (site, buckets, slice) = (site.to_owned(), buckets.to_vec(), slice.clone());
+        self.blocking(move |db| db.unique_count(&site, &buckets, &slice))
+            .await
+    }
+
+    async fn unique_counts(
+        &self,
+        site: &str,
+        buckets: &[Bucket],
+        dim: &Dim,
+        values: &[String],
+    ) -> Result<Vec<u64>> {
+        let (site, buckets) = (site.to_owned(), buckets.to_vec());
+        let slices: Vec<Slice> = values
+            .iter()
+            .map(|v| Slice::By(dim.clone(), v.as_str().into()))
+            .collect();
+        // One trip to the blocking pool for all values rather than one per value.
+        self.blocking(move |db| {
+            slices
+                .iter()
+                .map(|slice| db.unique_count(&site, &buckets, slice))
+                .collect()
+        })
+        .await
+    }
+
+    async fn sites(&self) -> Result<Vec<Site>> {
+        self.blocking(|db| {
+            let mut sites = Vec::new();
+            db.scan_hash(keys::SITES, |domain, json| {
+                let site = serde_json::from_slice(json).map_err(|e| {
+                    StoreError::Corrupt(format!("site `{domain}` in {}: {e}", keys::SITES))
+                })?;
+                sites.push(site);
+                Ok(())
+            })?;
+            Ok(sites)
+        })
+        .await
+    }
+
+    async fn put_site(&self, site: &Site) -> Result<()> {
+        let key = checked_key(field_key(keys::SITES, &site.domain))?;
+        // A struct of strings and a bool always serialises.
+        let json = serde_json::to_vec(site).expect("site serialises");
+        self.blocking(move |db| db.write_synced(&db.hashes, key, json, "saving a site"))
+            .await
+    }
+
+    async fn put_api_key(&self, hash: [u8; 32], key: &ApiKey) -> Result<()> {
+        let field = field_key(keys::API_KEYS, &keys::api_key_field(&hash));
+        let json = serde_json::to_vec(key).expect("API key serialises");
+        self.blocking(move |db| db.write_synced(&db.hashes, field, json, "saving an API key"))
+            .await
+    }
+
+    async fn api_key(&self, hash: [u8; 32]) -> Result<Option<ApiKey>> {
+        self.blocking(move |db| {
+            let field = keys::api_key_field(&hash);
+            let Some(json) = get(&db.hashes, &field_key(keys::API_KEYS, &field))? else {
+                return Ok(None);
+            };
+            serde_json::from_slice(&json).map(Some).map_err(|e| {
+                StoreError::Corrupt(format!("API key {field} in {}: {e}", keys::API_KEYS))
+            })
+        })
+        .await
+    }
+
+    async fn salts(&self) -> Result<Option<Salts>> {
+        self.blocking(|db| {
+            let Some(json) = get(&db.meta, keys::SALTS.as_bytes())? else {
+                return Ok(None);
+            };
+            serde_json::from_slice(&json)
+                .map(Some)
+                .map_err(|e| StoreError::Corrupt(format!("{}: {e}", keys::SALTS)))
+        })
+        .await
+    }
+
+    async fn put_salts(&self, salts: &Salts) -> Result<()> {
+        let json = serde_json::to_vec(salts).expect("salts serialise");
+        let key = keys::SALTS.as_bytes().to_vec();
+        self.blocking(move |db| db.write_synced(&db.meta, key, json, "saving the salts"))
+            .await
+    }
+}
+
+impl Inner {
+    /// Every appended offset is either still in `unapplied` or covered by `ff:applied` (an
+    /// apply deletes exactly the entries it covers, in the same batch), so the next offset
+    /// follows the higher of the two.
+    fn recover_next_offset(&self) -> Result<u64> {
+        let last_unapplied = match self.unapplied.last_key_value() {
+            Some(entry) => Some(decode_offset(&entry.key().map_err(read_err("unapplied"))?)?),
+            None => None,
+        };
+        Ok(last_unapplied
+            .max(self.applied_offset()?)
+            .map_or(0, |last| last + 1))
+    }
+
+    /// The log writer thread: group commit. It takes every request queued while the previous
+    /// group was syncing, writes them as one batch with one fsync, then answers each caller.
+    ///
+    /// A dedicated OS thread rather than a task: it spends its life blocked in fsync, so it
+    /// would hold a blocking-pool thread anyway; it owns the next offset without a lock; and it
+    /// needs no runtime handle, so `open` works from plain sync code.
+    fn write_log(&self, mut next: u64, requests: mpsc::Receiver<AppendRequest>) {
+        while let Ok(first) = requests.recv() {
+            let group: Vec<AppendRequest> =
+                std::iter::once(first).chain(requests.try_iter()).collect();
+            let start = next;
+            let mut batch = self.db.batch().durability(Some(PersistMode::SyncData));
+            let mut ranges = Vec::with_capacity(group.len());
+            for request in &group {
+                let from = next;
+                for event in &request.events {
+                    let record = fjall::Slice::from(encode_record(event));
+                    batch.insert(
+                        &self.log,
+                        log_key(&event.site, event.ts, next),
+                        record.clone(),
+                    );
+                    batch.insert(&self.unapplied, next.to_be_bytes(), record);
+                    next += 1;
+                }
+                ranges.push(from..next);
+            }
+            let committed = if next > start { batch.commit() } else { Ok(()) };
+            // A caller that went away gets no answer; `send` failing then is expected.
+            match committed {
+                Ok(()) => {
+                    if next > start {
+                        self.syncs.fetch_add(1, Ordering::Relaxed);
+                        self.appended.send_replace(Some(next - 1));
+                    }
+                    for (request, range) in group.into_iter().zip(ranges) {
+                        let _ = request.reply.send(Ok(range));
+                    }
+                }
+                Err(e) => {
+                    next = start;
+                    let msg = format!("appending to the event log failed: {e}");
+                    tracing::error!("{msg}");
+                    for request in group {
+                        let _ = request.reply.send(Err(StoreError::Io(msg.clone())));
+                    }
+                }
+            }
+        }
+    }
+
+    fn unapplied(&self, after: Option<u64>, limit: usize) -> Result<Vec<(u64, Event)>> {
+        let from = match after {
+            None => 0,
+            Some(after) => match after.checked_add(1) {
+                Some(from) => from,
+                None => return Ok(Vec::new()),
+            },
+        };
+        self.unapplied
+            .range(from.to_be_bytes()..)
+            .take(limit)
+            .map(|entry| {
+                let (key, record) = entry.into_inner().map_err(read_err("unapplied"))?;
+                let offset = decode_offset(&key)?;
+                Ok((offset, decode_event(&record, offset)?))
+            })
+            .collect()
+    }
+
+    fn scan_log(&self, site: &str, from_ms: i64, to_ms: i64) -> Result<Vec<Event>> {
+        let (from, to) = (log_key(site, from_ms, 0), log_key(site, to_ms, 0));
+        if from_ms >= to_ms || !fits(&to) {
+            return Ok(Vec::new());
+        }
+        self.log
+            .range(from..to)
+            .map(|entry| {
+                let (key, record) = entry.into_inner().map_err(read_err("log"))?;
+                let offset = decode_offset(&key[key.len().saturating_sub(8)..])?;
+                decode_event(&record, offset)
+            })
+            .collect()
+    }
+
+    /// Visits each site in the log (skipping from one to the next) and deletes its entries
+    /// before `before_ms`. `unapplied` keeps its own copy, so an old event not yet counted is
+    /// still counted.
+    fn trim_log(&self, before_ms: i64) -> Result<u64> {
+        let mut deleted = 0;
+        let mut next_site: Vec<u8> = Vec::new();
+        while let Some(entry) = self.log.range(next_site.as_slice()..).next() {
+            let key = entry.key().map_err(read_err("log"))?;
+            let Some(end) = key.iter().position(|&b| b == 0) else {
+                return Err(StoreError::Corrupt(
+                    "a log key has no site separator".into(),
+                ));
+            };
+            let site = &key[..end];
+            let mut lo = site.to_vec();
+            lo.push(0);
+            let mut hi = lo.clone();
+            hi.extend_from_slice(&sortable_ts(before_ms));
+
+            let mut batch = self.db.batch();
+            for old in self.log.range(lo..hi) {
+                batch.remove(&self.log, old.key().map_err(read_err("log"))?);
+                if batch.len() == TRIM_CHUNK {
+                    deleted += TRIM_CHUNK as u64;
+                    std::mem::replace(&mut batch, self.db.batch())
+                        .commit()
+                        .map_err(write_err("trimming the log"))?;
+                }
+            }
+            deleted += batch.len() as u64;
+            batch.commit().map_err(write_err("trimming the log"))?;
+
+            next_site = site.to_vec();
+            next_site.push(1);
+        }
+        Ok(deleted)
+    }
+
+    fn apply(&self, plan: ApplyPlan) -> Result<()> {
+        let _serial = self
+            .apply_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        // Not synced: atomicity is enough for exactly-once. An apply lost to a power cut loses
+        // its counters and its `ff:applied` together, and its events, still in `unapplied`
+        // (synced by `append`), are folded again. It is flushed to the OS (`Buffer`) so that a
+        // crash of the process alone (`kill -9`, OOM) loses nothing: counts that queries have
+        // already shown do not go back, and a restart does not redo the work.
+        let mut batch = self.db.batch().durability(Some(PersistMode::Buffer));
+        for (key, delta) in plan.counters {
+            let stored = match get(&self.hashes, &key)? {
+                Some(value) => parse_counter(&key, &value)?,
+                None => 0,
+            };
+            let sum = stored.checked_add(delta).ok_or_else(|| {
+                StoreError::Corrupt(format!("counter {} would overflow", show_key(&key)))
+            })?;
+            batch.insert(&self.hashes, key, sum.to_string());
+        }
+        for (key, visitors) in plan.uniques {
+            let stored = get(&self.hlls, &key)?;
+            let mut hll = match &stored {
+                Some(bytes) => parse_hll(&key, bytes)?,
+                None => Hll::new(),
+            };
+            // As PFADD, a missing key is created even if no register changes.
+            let mut changed = stored.is_none();
+            for visitor in visitors {
+                changed |= hll.add(&unique_element(visitor));
+            }
+            if changed {
+                batch.insert(&self.hlls, key, hll.to_bytes());
+            }
+        }
+        for (key, session) in plan.sessions {
+            match session {
+                Some(record) => batch.insert(&self.sessions, key, record),
+                None => batch.remove(&self.sessions, key),
+            }
+        }
+        for key in &plan.minutes {
+            batch.insert(&self.minutes, key.as_slice(), Vec::new());
+        }
+        if let Some(offset) = plan.offset {
+            let applied = self.applied_offset()?;
+            // Entries up to the previous applied offset are gone already; starting after it
+            // keeps the scan off their tombstones.
+            let from = applied.map_or(Some(0), |a| a.checked_add(1));
+            if let Some(from) = from.filter(|&from| from <= offset) {
+                for entry in self
+                    .unapplied
+                    .range(from.to_be_bytes()..=offset.to_be_bytes())
+                {
+                    batch.remove(&self.unapplied, entry.key().map_err(read_err("unapplied"))?);
+                }
+            }
+            let applied = applied.map_or(offset, |a| a.max(offset));
+            batch.insert(&self.meta, keys::APPLIED, applied.to_string());
+        }
+        batch.commit().map_err(write_err("applying a batch"))?;
+
+        if !plan.minutes.is_empty() {
+            self.expire_minutes()?;
+        }
+        Ok(())
+    }
+
+    /// Deletes the minute buckets more than [`MINUTES_KEPT`] minutes older than the newest one
+    /// applied (capped at the current minute), using the `minutes` index to find them. A
+    /// separate batch after the apply's: a write and a delete of one key must not share a
+    /// batch, and a partial expiry is simply finished by the next one.
+    fn expire_minutes(&self) -> Result<()> {
+        let Some(newest) = self.minutes.last_key_value() else {
+            return Ok(());
+        };
+        let (newest, _) = decode_minute_key(&newest.key().map_err(read_err("minutes"))?)?;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let now = i64::try_from(now.as_secs() / 60).unwrap_or(i64::MAX);
+        let cutoff = minute_key(newest.min(now).saturating_sub(MINUTES_KEPT), "");
+
+        let mut batch = self.db.batch().durability(Some(PersistMode::Buffer));
+        for entry in self.minutes.range(..cutoff) {
+            let key = entry.key().map_err(read_err("minutes"))?;
+            let (index, site) = decode_minute_key(&key)?;
+            let bucket = Bucket {
+                grain: Grain::Minute,
+                index,
+            };
+            let hash_prefixes = [
+                field_key(&keys::totals(site, bucket), ""),
+                keys::breakdowns_of_bucket(site, bucket).into_bytes(),
+            ];
+            for prefix in hash_prefixes {
+                for entry in self.hashes.prefix(prefix) {
+                    batch.remove(&self.hashes, entry.key().map_err(read_err("hashes"))?);
+                }
+            }
+            batch.remove(&self.hlls, keys::unique(site, bucket, &Slice::Total));
+            for entry in self.hlls.prefix(keys::uniques_of_bucket(site, bucket)) {
+                batch.remove(&self.hlls, entry.key().map_err(read_err("hlls"))?);
+            }
+            batch.remove(&self.minutes, key);
+        }
+        batch.commit().map_err(write_err("expiring minute buckets"))
+    }
+
+    fn applied_offset(&self) -> Result<Option<u64>> {
+        let Some(value) = get(&self.meta, keys::APPLIED.as_bytes())? else {
+            return Ok(None);
+        };
+        std::str::from_utf8(&value)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .map(Some)
+            .ok_or_else(|| StoreError::Corrupt(format!("{} is not an offset", keys::APPLIED)))
+    }
+
+    fn all_sessions(&self) -> Result<Vec<(SessionKey, SessionRecord)>> {
+        self.sessions
+            .iter()
+            .map(|entry| {
+                let (key, value) = entry.into_inner().map_err(read_err("sessions"))?;
+                let session = std::str::from_utf8(&key).ok().and_then(keys::parse_session);
+                let Some(session) = session else {
+                    return Err(StoreError::Corrupt(format!(
+                        "{} is not a session key",
+                        show_key(&key)
+                    )));
+                };
+                let record = postcard::from_bytes(&value)
+                    .map_err(|e| StoreError::Corrupt(format!("session {}: {e}", show_key(&key))))?;
+                Ok((session, record))
+            })
+            .collect()
+    }
+
+    fn totals(&self, site: &str, buckets: &[Bucket]) -> Result<Vec<Counts>> {
+        buckets
+            .iter()
+            .map(|&bucket| {
+                let hash = keys::totals(site, bucket);
+                let mut counts = Counts::default();
+                self.scan_hash(&hash, |field, value| {
+                    // A field this version does not know belongs to a newer one; skip it.
+                    if let Some(counter) = Counter::from_name(field) {
+                        counts.add(counter, parse_counter(hash.as_bytes(), value)?);
+                    }
+                    Ok(())
+                })?;
+                Ok(counts)
+            })
+            .collect()
+    }
+
+    fn breakdown(
+        &self,
+        site: &str,
+        buckets: &[Bucket],
+        dim: &Dim,
+    ) -> Result<Vec<(String, Counts)>> {
+        let mut rows: FxHashMap<String, Counts> = FxHashMap::default();
+        for &bucket in buckets {
+            for counter in Counter::ALL {
+                let hash = keys::breakdown(site, bucket, dim, counter);
+                self.scan_hash(&hash, |value, count| {
+                    let count = parse_counter(hash.as_bytes(), count)?;
+                    rows.entry(value.to_owned())
+                        .or_default()
+                        .add(counter, count);
+                    Ok(())
+                })?;
+            }
+        }
+        Ok(rows
+            .into_iter()
+            .filter(|(_, counts)| !counts.is_zero())
+            .collect())
+    }
+
+    /// PFCOUNT over the buckets' HyperLogLogs; missing ones count as empty.
+    fn unique_count(&self, site: &str, buckets: &[Bucket], slice: &Slice) -> Result<u64> {
+        let mut hlls = Vec::new();
+        for &bucket in buckets {
+            let key = keys::unique(site, bucket, slice);
+            if let Some(bytes) = get(&self.hlls, key.as_bytes())? {
+                hlls.push(parse_hll(key.as_bytes(), &bytes)?);
+            }
+        }
+        Ok(if hlls.is_empty() {
+            0
+        } else {
+            count_union(&hlls)
+        })
+    }
+
+    /// Calls `f(field, value)` for each field of a hash.
+    fn scan_hash(&self, hash: &str, mut f: impl FnMut(&str, &[u8]) -> Result<()>) -> Result<()> {
+        let prefix = field_key(hash, "");
+        if !fits(&prefix) {
+            return Ok(());
+        }
+        for entry in self.hashes.prefix(&prefix) {
+            let (key, value) = entry.into_inner().map_err(read_err("hashes"))?;
+            let field = std::str::from_utf8(&key[prefix.len()..])
+                .map_err(|_| StoreError::Corrupt(format!("a field of {hash} is not UTF-8")))?;
+            f(field, &value)?;
+        }
+        Ok(())
+    }
+
+    /// Writes one configuration value and syncs it: these are rare, and losing one on power
+    /// loss would hurt (lost salts re-key every visitor, a lost API key locks its owner out).
+    fn write_synced(&self, ks: &Keyspace, key: Vec<u8>, value: Vec<u8>, what: &str) -> Result<()> {
+        let mut batch = self.db.batch().durability(Some(PersistMode::SyncData));
+        batch.insert(ks, key, value);
+        batch.commit().map_err(write_err(what))
+    }
+}
+
+/// A [`WriteBatch`] resolved into this backend's keys, owned so that it can move to a blocking
+/// thread. Entries are merged per key, so that a batch never writes one key twice.
+struct ApplyPlan {
+    counters: FxHashMap<Vec<u8>, i64>,
+    uniques: FxHashMap<Vec<u8>, Vec<u64>>,
+    sessions: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    /// `minutes` index entries for the minute buckets the batch writes.
+    minutes: FxHashSet<Vec<u8>>,
+    offset: Option<u64>,
+}
+
+impl ApplyPlan {
+    fn new(batch: &WriteBatch) -> Result<ApplyPlan> {
+        let mut minutes = FxHashSet::default();
+        let mut note = |site: &str, bucket: Bucket| {
+            if bucket.grain == Grain::Minute {
+                minutes.insert(minute_key(bucket.index, site));
+            }
+        };
+        let mut counters = FxHashMap::default();
+        for (id, &delta) in &batch.counters {
+            let (hash, field) = keys::counter(id);
+            *counters
+                .entry(checked_key(field_key(&hash, &field))?)
+                .or_insert(0i64) += delta;
+            note(&id.site, id.bucket);
+        }
+        let mut uniques: FxHashMap<Vec<u8>, Vec<u64>> = FxHashMap::default();
+        for (id, visitors) in &batch.uniques {
+            let key = checked_key(keys::unique_id(id).into_bytes())?;
+            uniques.entry(key).or_default().extend_from_slice(visitors);
+            note(&id.site, id.bucket);
+        }
+        let sessions = batch
+            .sessions
+            .iter()
+            .map(|(key, record)| {
+                // A struct of integers and strings always serialises.
+                let record = record
+                    .as_ref()
+                    .map(|r| postcard::to_stdvec(r).expect("session"));
+                Ok((checked_key(keys::session(key).into_bytes())?, record))
+            })
+            .collect::<Result<_>>()?;
+        Ok(ApplyPlan {
+            counters,
+            uniques,
+            sessions,
+            minutes,
+            offset: batch.offset,
+        })
+    }
+}
+
+fn read_err(keyspace: &'static str) -> impl FnOnce(fjall::Error) -> StoreError {
+    move |e| StoreError::Io(format!("reading keyspace `{keyspace}` failed: {e}"))
+}
+
+fn write_err(what: &str) -> impl FnOnce(fjall::Error) -> StoreError + '_ {
+    move |e| StoreError::Io(format!("{what} failed: {e}"))
+}
+
+/// A key fjall can hold; longer ones cannot exist, so reads treat them as missing.
+fn fits(key: &[u8]) -> bool {
+    key.len() <= MAX_KEY_LEN
+}
+
+fn checked_key(key: Vec<u8>) -> Result<Vec<u8>> {
+    if fits(&key) {
+        Ok(key)
+    } else {
+        Err(StoreError::Io(format!(
+            "cannot store {}: keys are limited to {MAX_KEY_LEN} bytes",
+            show_key(&key)
+        )))
+    }
+}
+
+fn get(ks: &Keyspace, key: &[u8]) -> Result<Option<fjall::Slice>> {
+    if !fits(key) {
+        return Ok(None);
+    }
+    ks.get(key)
+        .map_err(|e| StoreError::Io(format!("reading {} failed: {e}", show_key(key))))
+}
+
+/// A key for messages: text, the hash/field separator shown as `|`, cut after 200 bytes.
+fn show_key(key: &[u8]) -> String {
+    let shown = String::from_utf8_lossy(&key[..key.len().min(200)]).replace('\u{FFFD}', "|");
+    if key.len() > 200 {
+        shown + "…"
+    } else {
+        shown
+    }
+}
+
+/// The `hashes` key of one field of a hash; with an empty field, the prefix of all its fields.
+fn field_key(hash: &str, field: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(hash.len() + 1 + field.len());
+    key.extend_from_slice(hash.as_bytes());
+    key.push(FIELD_SEP);
+    key.extend_from_slice(field.as_bytes());
+    key
+}
+
+/// An i64 as big-endian bytes that sort in numeric order (the sign bit flipped).
+fn sortable_ts(ts: i64) -> [u8; 8] {
+    ((ts as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+fn log_key(site: &str, ts: i64, offset: u64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(site.len() + 17);
+    key.extend_from_slice(site.as_bytes());
+    key.push(0);
+    key.extend_from_slice(&sortable_ts(ts));
+    key.extend_from_slice(&offset.to_be_bytes());
+    key
+}
+
+fn decode_offset(bytes: &[u8]) -> Result<u64> {
+    let bytes: [u8; 8] = bytes.try_into().map_err(|_| {
+        StoreError::Corrupt(format!("a log offset has {} bytes, not 8", bytes.len()))
+    })?;
+    Ok(u64::from_be_bytes(bytes))
+}
+
+fn decode_event(record: &[u8], offset: u64) -> Result<Event> {
+    decode_record(record)
+        .map_err(|e| StoreError::Corrupt(format!("log record at offset {offset}: {e}")))
+}
+
+/// The `minutes` index key: the minute (sortable), then the site.
+fn minute_key(index: i64, site: &str) -> Vec<u8> {
+    let mut key = sortable_ts(index).to_vec();
+    key.extend_from_slice(site.as_bytes());
+    key
+}
+
+fn decode_minute_key(key: &[u8]) -> Result<(i64, &str)> {
+    let corrupt = || StoreError::Corrupt(format!("bad minute index key {}", show_key(key)));
+    let (index, site) = key.split_first_chunk::<8>().ok_or_else(corrupt)?;
+    let index = (u64::from_be_bytes(*index) ^ (1 << 63)) as i64;
+    Ok((index, std::str::from_utf8(site).map_err(|_| corrupt())?))
+}
+
+fn parse_counter(key: &[u8], value: &[u8]) -> Result<i64> {
+    std::str::from_utf8(value)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| StoreError::Corrupt(format!("counter {} is not an integer", show_key(key))))
+}
+
+fn parse_hll(key: &[u8], bytes: &[u8]) -> Result<Hll> {
+    Hll::from_bytes(bytes).map_err(|e| StoreError::Corrupt(format!("{}: {e}", show_key(key))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_sort_numerically() {
+        let ts = [i64::MIN, -86_400_000, -1, 0, 1, 1_795_356_330_000, i64::MAX];
+        for pair in ts.windows(2) {
+            assert!(sortable_ts(pair[0]) < sortable_ts(pair[1]), "{pair:?}");
+            assert!(log_key("a.com", pair[0], 9) < log_key("a.com", pair[1], 0));
+        }
+        assert!(log_key("a.com", 5, 1) < log_key("a.com", 5, 2));
+        for index in ts {
+            assert_eq!(
+                decode_minute_key(&minute_key(index, "a.com")).unwrap(),
+                (index, "a.com")
+            );
+        }
+    }
+
+    #[test]
+    fn a_site_log_range_excludes_sites_it_prefixes() {
+        // `a.com`'s keys end at the 0x00 separator, before any `a.com.x` key.
+        let lo = log_key("a.com", i64::MIN, 0);
+        let hi = log_key("a.com", i64::MAX, u64::MAX);
+        let other = log_key("a.com.x", 0, 0);
+        assert!(!(lo..=hi).contains(&other));
+    }
+
+    #[test]
+    fn a_hash_prefix_covers_only_its_fields() {
+        let prefix = field_key("ff:{a.com}:b:d:2026-11-22:prop:a:pageviews", "");
+        let own = field_key("ff:{a.com}:b:d:2026-11-22:prop:a:pageviews", "x:y");
+        let longer = field_key("ff:{a.com}:b:d:2026-11-22:prop:a:pageviews:z", "v");
+        assert!(own.starts_with(&prefix));
+        assert!(!longer.starts_with(&prefix));
+    }
+
+    #[test]
+    fn overlong_keys_are_refused_with_a_readable_message() {
+        let key = field_key(
+            "ff:{a.com}:b:d:2026-11-22:page:pageviews",
+            &"x".repeat(70_000),
+        );
+        let err = checked_key(key).unwrap_err().to_string();
+        assert!(
+            err.contains("ff:{a.com}:b:d:2026-11-22:page:pageviews|xxx"),
+            "{err}"
+        );
+        assert!(err.contains("65535"), "{err}");
+        assert!(err.len() < 400);
+    }
+}

@@ -1,0 +1,257 @@
+//! The key schema every backend keeps its data under, so that the same data has the same name
+//! whether it lives in Redis (where people read it with redis-cli) or in the embedded store.
+//!
+//! Per-site keys start with `ff:{SITE}:`; the braces make the site a Redis Cluster hash tag, so
+//! one site's keys share a slot and can be read or written together. Sites are normalised
+//! domains (letters, digits, `-`, `.`, `:`), so they never contain a brace.
+//!
+//! | key                                    | type          | holds                                |
+//! |----------------------------------------|---------------|--------------------------------------|
+//! | `ff:{SITE}:t:GRAIN:LABEL`              | hash          | counter name → total                 |
+//! | `ff:{SITE}:b:GRAIN:LABEL:DIM:COUNTER`  | hash          | dimension value → counter            |
+//! | `ff:{SITE}:u:GRAIN:LABEL`              | HyperLogLog   | the bucket's unique visitors         |
+//! | `ff:{SITE}:u:GRAIN:LABEL:DIM:VALUE`    | HyperLogLog   | unique visitors of one value         |
+//! | `ff:{SITE}:s:VISITOR`                  | string        | postcard `SessionRecord`             |
+//! | `ff:sites`                             | hash          | domain → JSON `Site`                 |
+//! | `ff:keys`                              | hash          | hex(blake3(secret)) → JSON `ApiKey`  |
+//! | `ff:salts`                             | string        | JSON `Salts`                         |
+//! | `ff:applied`                           | string        | the last applied log offset          |
+//!
+//! GRAIN is [`Grain::letter`](footfall_core::time::Grain::letter), LABEL is [`Bucket::label`],
+//! DIM is [`Dim::key_name`], COUNTER is [`Counter::name`] and VISITOR is 16 lower-case hex
+//! digits. Dimension values may contain `:`; they only ever come last, so a key is still read
+//! unambiguously from the left.
+
+use std::fmt::Write;
+
+use footfall_core::batch::{Counter, CounterId, Dim, SessionKey, Slice, UniqueId};
+use footfall_core::time::Bucket;
+
+/// Hash: domain → JSON [`Site`](footfall_core::site::Site).
+pub const SITES: &str = "ff:sites";
+/// Hash: hex of a secret's hash → JSON [`ApiKey`](crate::ApiKey).
+pub const API_KEYS: &str = "ff:keys";
+/// JSON [`Salts`](footfall_core::identity::Salts).
+pub const SALTS: &str = "ff:salts";
+/// The highest log offset covered by an applied batch, in decimal.
+pub const APPLIED: &str = "ff:applied";
+
+/// `ff:{SITE}:KIND:GRAIN:LABEL`, the start of every per-bucket key.
+fn bucket_key(site: &str, kind: char, bucket: Bucket) -> String {
+    format!(
+        "ff:{{{site}}}:{kind}:{}:{}",
+        bucket.grain.letter(),
+        bucket.label()
+    )
+}
+
+/// The totals hash of a bucket; its fields are [`Counter::name`]s.
+pub fn totals(site: &str, bucket: Bucket) -> String {
+    bucket_key(site, 't', bucket)
+}
+
+/// The breakdown hash of one counter of one dimension in a bucket; its fields are the values.
+pub fn breakdown(site: &str, bucket: Bucket, dim: &Dim, counter: Counter) -> String {
+    format!("{}:{dim}:{}", bucket_key(site, 'b', bucket), counter.name())
+}
+
+/// The common prefix of every breakdown hash of a bucket.
+pub fn breakdowns_of_bucket(site: &str, bucket: Bucket) -> String {
+    bucket_key(site, 'b', bucket) + ":"
+}
+
+/// Where a counter lives: (hash key, field).
+pub fn counter(id: &CounterId) -> (String, String) {
+    match &id.slice {
+        Slice::Total => (totals(&id.site, id.bucket), id.counter.name().to_owned()),
+        Slice::By(dim, value) => (
+            breakdown(&id.site, id.bucket, dim, id.counter),
+            value.to_string(),
+        ),
+    }
+}
+
+/// The HyperLogLog of a slice in a bucket.
+pub fn unique(site: &str, bucket: Bucket, slice: &Slice) -> String {
+    let key = bucket_key(site, 'u', bucket);
+    match slice {
+        Slice::Total => key,
+        Slice::By(dim, value) => format!("{key}:{dim}:{value}"),
+    }
+}
+
+/// The key of a [`UniqueId`].
+pub fn unique_id(id: &UniqueId) -> String {
+    unique(&id.site, id.bucket, &id.slice)
+}
+
+/// The common prefix of the per-value HyperLogLogs of a bucket (not its total, which is
+/// [`unique`] with [`Slice::Total`]).
+pub fn uniques_of_bucket(site: &str, bucket: Bucket) -> String {
+    bucket_key(site, 'u', bucket) + ":"
+}
+
+/// The key a session is persisted under.
+pub fn session(key: &SessionKey) -> String {
+    format!("ff:{{{}}}:s:{:016x}", key.site, key.visitor)
+}
+
+/// Parses [`session`] back; `None` for any other key.
+pub fn parse_session(key: &str) -> Option<SessionKey> {
+    let (site, visitor) = key.strip_prefix("ff:{")?.split_once("}:s:")?;
+    let hex_digits = visitor.len() == 16 && visitor.bytes().all(|b| b.is_ascii_hexdigit());
+    if site.is_empty() || site.contains(['{', '}']) || !hex_digits {
+        return None;
+    }
+    let visitor = u64::from_str_radix(visitor, 16).ok()?;
+    Some(SessionKey {
+        site: site.into(),
+        visitor,
+    })
+}
+
+/// The field of [`API_KEYS`] an API key is stored under: its hash in lower-case hex.
+pub fn api_key_field(hash: &[u8; 32]) -> String {
+    hash.iter().fold(String::with_capacity(64), |mut s, b| {
+        // Writing to a String cannot fail.
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use footfall_core::time::Grain;
+
+    /// 2026-11-22 is day 20779 since the epoch.
+    const DAY: i64 = 20_779;
+
+    fn day() -> Bucket {
+        Bucket {
+            grain: Grain::Day,
+            index: DAY,
+        }
+    }
+
+    fn hour() -> Bucket {
+        Bucket {
+            grain: Grain::Hour,
+            index: DAY * 24 + 14,
+        }
+    }
+
+    fn minute() -> Bucket {
+        Bucket {
+            grain: Grain::Minute,
+            index: (DAY * 24 + 14) * 60 + 5,
+        }
+    }
+
+    fn cid(slice: Slice, bucket: Bucket, counter: Counter) -> CounterId {
+        CounterId {
+            site: "example.com".into(),
+            bucket,
+            slice,
+            counter,
+        }
+    }
+
+    #[test]
+    fn totals_are_hashes_with_counter_fields() {
+        let id = cid(Slice::Total, day(), Counter::Pageviews);
+        let k = (
+            "ff:{example.com}:t:d:2026-11-22".to_owned(),
+            "pageviews".to_owned(),
+        );
+        assert_eq!(counter(&id), k);
+        let id = cid(Slice::Total, minute(), Counter::Duration);
+        let k = (
+            "ff:{example.com}:t:m:2026-11-22T14:05".to_owned(),
+            "duration".to_owned(),
+        );
+        assert_eq!(counter(&id), k);
+    }
+
+    #[test]
+    fn breakdowns_are_hashes_per_dimension_and_counter_with_value_fields() {
+        let id = cid(Slice::By(Dim::Page, "/a:b".into()), hour(), Counter::Visits);
+        let k = (
+            "ff:{example.com}:b:h:2026-11-22T14:page:visits".to_owned(),
+            "/a:b".to_owned(),
+        );
+        assert_eq!(counter(&id), k);
+        let id = cid(
+            Slice::By(Dim::Prop("plan".into()), "pro".into()),
+            day(),
+            Counter::Events,
+        );
+        let k = (
+            "ff:{example.com}:b:d:2026-11-22:prop:plan:events".to_owned(),
+            "pro".to_owned(),
+        );
+        assert_eq!(counter(&id), k);
+        assert!(
+            counter(&id)
+                .0
+                .starts_with(&breakdowns_of_bucket("example.com", day()))
+        );
+    }
+
+    #[test]
+    fn uniques_are_per_bucket_and_per_value() {
+        let total = UniqueId {
+            site: "example.com".into(),
+            bucket: day(),
+            slice: Slice::Total,
+        };
+        assert_eq!(unique_id(&total), "ff:{example.com}:u:d:2026-11-22");
+        let by = UniqueId {
+            site: "example.com".into(),
+            bucket: day(),
+            slice: Slice::By(Dim::Source, "news.ycombinator.com".into()),
+        };
+        assert_eq!(
+            unique_id(&by),
+            "ff:{example.com}:u:d:2026-11-22:source:news.ycombinator.com"
+        );
+        assert!(unique_id(&by).starts_with(&uniques_of_bucket("example.com", day())));
+        assert!(!unique_id(&total).starts_with(&uniques_of_bucket("example.com", day())));
+    }
+
+    #[test]
+    fn sessions_round_trip() {
+        let key = SessionKey {
+            site: "shop.example:8080".into(),
+            visitor: 0xab,
+        };
+        let s = session(&key);
+        assert_eq!(s, "ff:{shop.example:8080}:s:00000000000000ab");
+        assert_eq!(parse_session(&s), Some(key));
+        let max = SessionKey {
+            site: "a.com".into(),
+            visitor: u64::MAX,
+        };
+        assert_eq!(parse_session(&session(&max)), Some(max));
+        for bad in [
+            "ff:{a.com}:s:ab",
+            "ff:{a.com}:u:00000000000000ab",
+            "ff:sites",
+            "ff:{}:s:0",
+        ] {
+            assert_eq!(parse_session(bad), None, "{bad}");
+        }
+        assert_eq!(parse_session("ff:{a.com}:s:00000000000000zz"), None);
+    }
+
+    #[test]
+    fn api_key_fields_are_lower_hex() {
+        let mut hash = [0u8; 32];
+        hash[0] = 0xab;
+        hash[31] = 0x01;
+        let f = api_key_field(&hash);
+        assert_eq!(f.len(), 64);
+        assert!(f.starts_with("ab00"));
+        assert!(f.ends_with("0001"));
+    }
+}

@@ -1,0 +1,224 @@
+//! The embedded store: the shared conformance suite, plus what only it has (the directory
+//! lock, reopening, group commit counts, the expiry of minute buckets).
+
+use std::sync::Arc;
+
+use footfall_core::batch::{Counter, CounterId, Dim, SessionKey, Slice, UniqueId, WriteBatch};
+use footfall_core::event::Event;
+use footfall_core::identity::Salts;
+use footfall_core::site::Site;
+use footfall_core::time::{Bucket, Grain};
+use footfall_store::embedded::MINUTES_KEPT;
+use footfall_store::{Counts, EmbeddedStore, Store, StoreError};
+use tempfile::TempDir;
+
+async fn fresh() -> (Arc<dyn Store>, TempDir) {
+    let dir = TempDir::new().unwrap();
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    (Arc::new(store), dir)
+}
+
+footfall_store::conformance_tests!(fresh);
+
+fn event(ts: i64, page: &str) -> Event {
+    Event {
+        site: "a.com".into(),
+        ts,
+        name: "pageview".into(),
+        visitor: 1,
+        prev_visitor: None,
+        user_id: None,
+        session_hint: None,
+        page: page.into(),
+        referrer: None,
+        source: None,
+        utm_source: None,
+        utm_medium: None,
+        utm_campaign: None,
+        props: Vec::new(),
+        screen_width: None,
+    }
+}
+
+fn total(bucket: Bucket, counter: Counter) -> CounterId {
+    CounterId {
+        site: "a.com".into(),
+        bucket,
+        slice: Slice::Total,
+        counter,
+    }
+}
+
+#[tokio::test]
+async fn a_second_open_of_the_directory_is_refused_until_the_first_closes() {
+    let dir = TempDir::new().unwrap();
+    let first = EmbeddedStore::open(dir.path()).unwrap();
+    match EmbeddedStore::open(dir.path()) {
+        Err(StoreError::Locked(path)) => assert_eq!(path, dir.path()),
+        Err(e) => panic!("expected Locked, got {e}"),
+        Ok(_) => panic!("a second open must be refused"),
+    }
+    drop(first);
+    EmbeddedStore::open(dir.path()).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn state_and_offsets_survive_reopening() {
+    let dir = TempDir::new().unwrap();
+    let day = Bucket {
+        grain: Grain::Day,
+        index: 20_779,
+    };
+    let site = Site::new("a.com", "Europe/Berlin", false).unwrap();
+    let salts = Salts::new(1_795_356_330_000, [7; 64]);
+    let session = SessionKey {
+        site: "a.com".into(),
+        visitor: 5,
+    };
+    {
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let events: Vec<Event> = (0..4).map(|i| event(i, &format!("/{i}"))).collect();
+        assert_eq!(store.append(events).await.unwrap(), 0..4);
+        let mut batch = WriteBatch {
+            offset: Some(1),
+            ..WriteBatch::default()
+        };
+        batch.incr(total(day, Counter::Pageviews), 2);
+        batch.sessions.insert(session.clone(), None);
+        store.apply(&batch).await.unwrap();
+        store.put_site(&site).await.unwrap();
+        store.put_salts(&salts).await.unwrap();
+    }
+    {
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        assert_eq!(store.applied_offset().await.unwrap(), Some(1));
+        let unapplied = store.unapplied(None, 100).await.unwrap();
+        assert_eq!(unapplied, [(2, event(2, "/2")), (3, event(3, "/3"))]);
+        assert_eq!(store.scan_log("a.com", 0, 100).await.unwrap().len(), 4);
+        assert_eq!(store.totals("a.com", &[day]).await.unwrap()[0].pageviews, 2);
+        assert_eq!(store.sites().await.unwrap(), [site]);
+        assert_eq!(store.salts().await.unwrap(), Some(salts.clone()));
+        assert_eq!(store.append(vec![event(9, "/9")]).await.unwrap(), 4..5);
+        // Everything applied: the next offset must then come from `ff:applied`.
+        store
+            .apply(&WriteBatch {
+                offset: Some(4),
+                ..WriteBatch::default()
+            })
+            .await
+            .unwrap();
+    }
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    assert!(store.unapplied(None, 100).await.unwrap().is_empty());
+    assert_eq!(store.append(vec![event(10, "/10")]).await.unwrap(), 5..6);
+    store
+        .wait_for_append(Some(4), std::time::Duration::from_secs(10))
+        .await;
+    assert_eq!(
+        store.unapplied(Some(4), 10).await.unwrap(),
+        [(5, event(10, "/10"))]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_appends_share_syncs() {
+    let dir = TempDir::new().unwrap();
+    let store = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
+    let mut tasks = tokio::task::JoinSet::new();
+    for task in 0..32 {
+        let store = Arc::clone(&store);
+        tasks.spawn(async move {
+            for call in 0..10 {
+                store
+                    .append(vec![event(task * 100 + call, "/")])
+                    .await
+                    .unwrap();
+            }
+        });
+    }
+    tasks.join_all().await;
+    let syncs = store.log_syncs();
+    assert!(
+        syncs < 320,
+        "320 appends took {syncs} syncs: group commit does not group"
+    );
+}
+
+#[tokio::test]
+async fn minute_buckets_expire_after_two_hours() {
+    let dir = TempDir::new().unwrap();
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    // 2020-01-01T00:00Z: safely in the past, where the expiry's cap at "now" does not apply.
+    let start = 26_297_280;
+    let minute = |i: i64| Bucket {
+        grain: Grain::Minute,
+        index: start + i,
+    };
+    let page = |i: i64| CounterId {
+        site: "a.com".into(),
+        bucket: minute(i),
+        slice: Slice::By(Dim::Page, "/".into()),
+        counter: Counter::Pageviews,
+    };
+    let day = Bucket {
+        grain: Grain::Day,
+        index: start / 1440,
+    };
+    for i in [0, 1, 2] {
+        let mut batch = WriteBatch::default();
+        batch.incr(total(minute(i), Counter::Pageviews), 1);
+        batch.incr(page(i), 1);
+        batch.add_unique(
+            UniqueId {
+                site: "a.com".into(),
+                bucket: minute(i),
+                slice: Slice::Total,
+            },
+            1,
+        );
+        batch.incr(total(day, Counter::Pageviews), 1);
+        store.apply(&batch).await.unwrap();
+    }
+    let one = Counts {
+        pageviews: 1,
+        ..Counts::default()
+    };
+    let minutes = [minute(0), minute(1), minute(2)];
+    assert_eq!(store.totals("a.com", &minutes).await.unwrap(), [one; 3]);
+
+    // Minute 1 + MINUTES_KEPT keeps minutes 1 and 2 and expires minute 0.
+    let mut batch = WriteBatch::default();
+    batch.incr(total(minute(1 + MINUTES_KEPT), Counter::Events), 1);
+    store.apply(&batch).await.unwrap();
+    let zero = Counts::default();
+    assert_eq!(
+        store.totals("a.com", &minutes).await.unwrap(),
+        [zero, one, one]
+    );
+    let rows = store
+        .breakdown("a.com", &minutes[..1], &Dim::Page)
+        .await
+        .unwrap();
+    assert!(rows.is_empty(), "the minute's breakdowns expire too");
+    let rows = store
+        .breakdown("a.com", &minutes[1..], &Dim::Page)
+        .await
+        .unwrap();
+    assert_eq!(
+        rows,
+        [(
+            "/".to_owned(),
+            Counts {
+                pageviews: 2,
+                ..Counts::default()
+            }
+        )]
+    );
+    let uniques = store
+        .unique_count("a.com", &minutes[..1], &Slice::Total)
+        .await
+        .unwrap();
+    assert_eq!(uniques, 0, "the minute's unique count expires too");
+    let days = store.totals("a.com", &[day]).await.unwrap();
+    assert_eq!(days[0].pageviews, 3, "day buckets do not expire");
+}
