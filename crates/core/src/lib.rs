@@ -10,6 +10,7 @@ pub mod batch;
 pub mod event;
 pub mod hll;
 pub mod identity;
+pub mod ingest;
 pub mod pipeline;
 pub mod site;
 pub mod time;

@@ -2,6 +2,7 @@
 //! and Prometheus metrics, all over one shared [`state::AppState`].
 
 pub mod auth;
+pub mod collect;
 pub mod engine;
 pub mod error;
 pub mod state;

@@ -1,0 +1,1105 @@
+//! Decoding and validation of incoming events: request bodies in, one result per event out, so
+//! that a batch with some bad events keeps the good ones.
+//!
+//! Two steps, because the server owns the list of registered sites:
+//! 1. [`decode`] checks the body as a whole (UTF-8, JSON, shape, batch size) and then each event's
+//!    fields, giving an [`Incoming`] or a [`FieldError`] per event;
+//! 2. the server looks up [`Incoming::site`] and calls [`Incoming::into_event`], which derives the
+//!    visitor id and the site-relative parts (internal referrers, traffic source).
+//!
+//! Three payloads share the rules:
+//! - [`Payload::Browser`] (`/api/track`): an object or an array of at most [`MAX_EVENTS`], with
+//!   `site`, `name`, `url`, `referrer`, `ts`, `props`, `screen_width`, `session_id`.
+//! - [`Payload::Plausible`] (`/api/event`): one object with Plausible's keys `d` (site), `n`
+//!   (name), `u` (url), `r` (referrer), `p` (props, an object or a JSON-encoded object as
+//!   Plausible's script sends it) and `w` (screen width). Errors name these keys.
+//! - [`Payload::Server`] (`/api/v1/events`, behind an API key): the browser shape plus
+//!   `user_id`, and `ts` is trusted for any past time (backfill). Only this payload reads
+//!   `user_id`: a browser could otherwise claim anyone's identity.
+//!
+//! Unknown fields are ignored and `null` counts as absent. Lengths count characters, not bytes.
+
+use percent_encoding::percent_decode_str;
+use serde_json::{Map, Value};
+use url::Url;
+
+use crate::event::Event;
+use crate::identity::{Salts, session_hint};
+use crate::site::{Site, normalize_domain};
+
+/// Most events in one request.
+pub const MAX_EVENTS: usize = 100;
+pub const MAX_NAME_CHARS: usize = 120;
+/// Longest `url` and `referrer`.
+pub const MAX_URL_CHARS: usize = 2000;
+pub const MAX_PROPS: usize = 30;
+pub const MAX_PROP_KEY_CHARS: usize = 64;
+pub const MAX_PROP_VALUE_CHARS: usize = 256;
+pub const MAX_SESSION_ID_CHARS: usize = 128;
+pub const MAX_USER_ID_CHARS: usize = 256;
+
+/// Which endpoint a body came to, and so which keys and rules apply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Payload {
+    Browser,
+    Plausible,
+    Server,
+}
+
+/// Server time and how far a client's `ts` may differ from it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Clock {
+    /// Unix milliseconds.
+    pub now_ms: i64,
+    pub max_skew_ms: i64,
+}
+
+/// A problem with the request as a whole: nothing in it is accepted.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    #[error("the body is not valid UTF-8 (invalid byte at offset {0})")]
+    NotUtf8(usize),
+    #[error("the body is not valid JSON: {0}")]
+    NotJson(String),
+    #[error("the body must be {expected}, not {found}")]
+    WrongShape {
+        expected: &'static str,
+        found: &'static str,
+    },
+    #[error("the body is an empty array: send at least one event")]
+    EmptyBatch,
+    #[error("too many events: {0} in one request, at most {MAX_EVENTS}")]
+    TooManyEvents(usize),
+}
+
+/// The field of an event that a [`FieldError`] is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Field {
+    /// The array element itself (not an object).
+    Event,
+    Site,
+    Name,
+    Url,
+    Referrer,
+    Ts,
+    Props,
+    ScreenWidth,
+    SessionId,
+    UserId,
+}
+
+impl Field {
+    /// The canonical name: the browser payload's key, and a low-cardinality metrics label.
+    pub fn name(self) -> &'static str {
+        match self {
+            Field::Event => "event",
+            Field::Site => "site",
+            Field::Name => "name",
+            Field::Url => "url",
+            Field::Referrer => "referrer",
+            Field::Ts => "ts",
+            Field::Props => "props",
+            Field::ScreenWidth => "screen_width",
+            Field::SessionId => "session_id",
+            Field::UserId => "user_id",
+        }
+    }
+
+    /// The key this field has in a payload.
+    pub fn key(self, payload: Payload) -> &'static str {
+        match (payload, self) {
+            (Payload::Plausible, Field::Site) => "d",
+            (Payload::Plausible, Field::Name) => "n",
+            (Payload::Plausible, Field::Url) => "u",
+            (Payload::Plausible, Field::Referrer) => "r",
+            (Payload::Plausible, Field::Props) => "p",
+            (Payload::Plausible, Field::ScreenWidth) => "w",
+            _ => self.name(),
+        }
+    }
+}
+
+/// Why one event was rejected; displays as `key: rule` (`url: must be an absolute http(s) URL`).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {rule}", field.key(*payload))]
+pub struct FieldError {
+    pub field: Field,
+    pub payload: Payload,
+    pub rule: String,
+}
+
+impl FieldError {
+    pub fn new(field: Field, payload: Payload, rule: impl Into<String>) -> FieldError {
+        FieldError {
+            field,
+            payload,
+            rule: rule.into(),
+        }
+    }
+
+    /// The event names a site that is not registered (checked by the server, which owns the list).
+    pub fn unknown_site(payload: Payload, domain: &str) -> FieldError {
+        FieldError::new(
+            Field::Site,
+            payload,
+            format!("{domain} is not registered; add it with `footfall site add {domain}`"),
+        )
+    }
+}
+
+/// One decoded, validated event that still needs its site and the requester's identity.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Incoming {
+    /// Normalised domain (lower-case, no `www.`), to look up among the registered sites.
+    pub site: String,
+    pub name: String,
+    /// Resolved event time, Unix ms.
+    pub ts: i64,
+    /// Percent-decoded URL path; `/` when empty.
+    pub page: String,
+    pub utm_source: Option<String>,
+    pub utm_medium: Option<String>,
+    pub utm_campaign: Option<String>,
+    /// Referrer as host and path, `www.` stripped.
+    pub referrer: Option<String>,
+    /// The referrer's host, `www.` stripped: the source unless it is the site itself.
+    pub referrer_host: Option<String>,
+    pub props: Vec<(String, String)>,
+    pub screen_width: Option<u32>,
+    pub session_id: Option<String>,
+    pub user_id: Option<String>,
+}
+
+impl Incoming {
+    /// The event as the raw log keeps it. Anonymous visitors are identified by `ip` and
+    /// `user_agent` under the current (and previous) salt; an event with a `user_id` by that id
+    /// alone, which does not rotate, so it has no previous id. The IP goes into the hash only.
+    pub fn into_event(self, site: &Site, salts: &Salts, ip: &str, user_agent: &str) -> Event {
+        let (visitor, prev_visitor) = match &self.user_id {
+            Some(user) => (salts.user(&site.domain, user), None),
+            None => salts.visitor(&site.domain, ip, user_agent),
+        };
+        // A referrer on the site itself is internal navigation, not a source.
+        let external = self
+            .referrer_host
+            .as_deref()
+            .is_some_and(|h| !same_site(h, &site.domain));
+        let (referrer, referrer_host) = if external {
+            (self.referrer, self.referrer_host)
+        } else {
+            (None, None)
+        };
+        Event {
+            site: site.domain.clone(),
+            ts: self.ts,
+            name: self.name,
+            visitor,
+            prev_visitor,
+            user_id: self.user_id,
+            session_hint: self.session_id.as_deref().map(session_hint),
+            page: self.page,
+            referrer,
+            source: self.utm_source.clone().or(referrer_host),
+            utm_source: self.utm_source,
+            utm_medium: self.utm_medium,
+            utm_campaign: self.utm_campaign,
+            props: self.props,
+            screen_width: self.screen_width,
+        }
+    }
+}
+
+/// Whether `host` is the site's domain or a subdomain of it (`www.` included). A port on the
+/// site's domain is ignored: pages and referrers are compared by host.
+pub fn same_site(host: &str, site_domain: &str) -> bool {
+    let domain = site_domain.split(':').next().unwrap_or(site_domain);
+    let host = host.to_ascii_lowercase();
+    host == domain
+        || host
+            .strip_suffix(domain)
+            .is_some_and(|rest| rest.ends_with('.'))
+}
+
+/// The host of an `Origin` header value (`https://shop.example.com:8443` → `shop.example.com`).
+pub fn origin_host(origin: &str) -> Option<String> {
+    let url = Url::parse(origin).ok()?;
+    matches!(url.scheme(), "http" | "https").then_some(())?;
+    url.host_str().map(str::to_owned)
+}
+
+/// Decodes a request body into one result per event, in order.
+pub fn decode(
+    payload: Payload,
+    body: &[u8],
+    clock: Clock,
+) -> Result<Vec<Result<Incoming, FieldError>>, RequestError> {
+    let text = std::str::from_utf8(body).map_err(|e| RequestError::NotUtf8(e.valid_up_to()))?;
+    let value: Value =
+        serde_json::from_str(text).map_err(|e| RequestError::NotJson(e.to_string()))?;
+    let events = match (payload, value) {
+        (_, Value::Object(obj)) => vec![Value::Object(obj)],
+        (Payload::Browser | Payload::Server, Value::Array(items)) => items,
+        (_, other) => {
+            let expected = match payload {
+                Payload::Plausible => "one JSON object (one event per request)",
+                Payload::Browser | Payload::Server => "a JSON object or an array of objects",
+            };
+            return Err(RequestError::WrongShape {
+                expected,
+                found: kind_of(&other),
+            });
+        }
+    };
+    if events.is_empty() {
+        return Err(RequestError::EmptyBatch);
+    }
+    if events.len() > MAX_EVENTS {
+        return Err(RequestError::TooManyEvents(events.len()));
+    }
+    Ok(events
+        .iter()
+        .map(|v| decode_event(payload, v, clock))
+        .collect())
+}
+
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// The field reader for one event object.
+struct Reader<'a> {
+    obj: &'a Map<String, Value>,
+    payload: Payload,
+}
+
+impl Reader<'_> {
+    fn err(&self, field: Field, rule: impl Into<String>) -> FieldError {
+        FieldError::new(field, self.payload, rule)
+    }
+
+    /// The field's value; `null` counts as absent.
+    fn get(&self, field: Field) -> Option<&Value> {
+        self.obj
+            .get(field.key(self.payload))
+            .filter(|v| !v.is_null())
+    }
+
+    fn string(&self, field: Field, max_chars: usize) -> Result<Option<&str>, FieldError> {
+        match self.get(field) {
+            None => Ok(None),
+            Some(Value::String(s)) if s.chars().count() > max_chars => {
+                Err(self.err(field, format!("at most {max_chars} characters")))
+            }
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(_) => Err(self.err(field, "must be a string")),
+        }
+    }
+
+    fn required(&self, field: Field, max_chars: usize) -> Result<&str, FieldError> {
+        match self.string(field, max_chars)? {
+            None => Err(self.err(field, "required")),
+            Some("") => Err(self.err(field, "must not be empty")),
+            Some(s) => Ok(s),
+        }
+    }
+}
+
+fn decode_event(payload: Payload, value: &Value, clock: Clock) -> Result<Incoming, FieldError> {
+    let Value::Object(obj) = value else {
+        return Err(FieldError::new(
+            Field::Event,
+            payload,
+            "must be a JSON object",
+        ));
+    };
+    let r = Reader { obj, payload };
+
+    let site = r.required(Field::Site, usize::MAX)?;
+    let site = normalize_domain(site).map_err(|e| r.err(Field::Site, e.to_string()))?;
+    let name = r.required(Field::Name, MAX_NAME_CHARS)?.to_owned();
+
+    let url = r.required(Field::Url, MAX_URL_CHARS)?;
+    let url = Url::parse(url)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
+        .ok_or_else(|| r.err(Field::Url, "must be an absolute http(s) URL"))?;
+    let page = match decode_path(url.path()) {
+        p if p.is_empty() => "/".to_owned(),
+        p => p,
+    };
+    let utm = |key: &str| {
+        url.query_pairs()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.into_owned())
+            .filter(|v| !v.is_empty())
+    };
+
+    let (referrer, referrer_host) = match r.string(Field::Referrer, MAX_URL_CHARS)? {
+        None | Some("") => (None, None),
+        Some(s) => {
+            let url =
+                Url::parse(s).map_err(|_| r.err(Field::Referrer, "must be an absolute URL"))?;
+            // A referrer without a host (`about:blank`) names no source.
+            match url.host_str() {
+                None => (None, None),
+                Some(host) => {
+                    let host = host.strip_prefix("www.").unwrap_or(host).to_owned();
+                    let path = decode_path(url.path());
+                    // The root page adds nothing: `google.com`, not `google.com/`.
+                    let path = if path == "/" { "" } else { &path };
+                    (Some(format!("{host}{path}")), Some(host))
+                }
+            }
+        }
+    };
+
+    let ts = match r.get(Field::Ts) {
+        None => clock.now_ms,
+        Some(v) => {
+            let ts = v
+                .as_i64()
+                .filter(|&t| t >= 0)
+                .ok_or_else(|| r.err(Field::Ts, "must be a non-negative integer (Unix ms)"))?;
+            resolve_ts(payload, ts, clock).map_err(|rule| r.err(Field::Ts, rule))?
+        }
+    };
+
+    let props = match r.get(Field::Props) {
+        None => Vec::new(),
+        Some(v) => decode_props(&r, v)?,
+    };
+
+    let screen_width = match r.get(Field::ScreenWidth) {
+        None => None,
+        Some(v) => Some(
+            v.as_u64()
+                .and_then(|w| u32::try_from(w).ok())
+                .ok_or_else(|| r.err(Field::ScreenWidth, "must be a non-negative integer"))?,
+        ),
+    };
+
+    // An empty session id is what a tracker sends when it has none.
+    let session_id = r
+        .string(Field::SessionId, MAX_SESSION_ID_CHARS)?
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned);
+
+    let user_id = match payload {
+        Payload::Server => match r.string(Field::UserId, MAX_USER_ID_CHARS)? {
+            Some("") => return Err(r.err(Field::UserId, "must not be empty")),
+            other => other.map(str::to_owned),
+        },
+        Payload::Browser | Payload::Plausible => None,
+    };
+
+    Ok(Incoming {
+        site,
+        name,
+        ts,
+        page,
+        utm_source: utm("utm_source"),
+        utm_medium: utm("utm_medium"),
+        utm_campaign: utm("utm_campaign"),
+        referrer,
+        referrer_host,
+        props,
+        screen_width,
+        session_id,
+        user_id,
+    })
+}
+
+/// The time an event is recorded at, given the `ts` the client sent.
+///
+/// Browsers' clocks are often wrong (minutes to years off, or never set), and a page can be
+/// left open and send late, so a browser's `ts` is used only when it is within the skew of
+/// server time; otherwise the server's own time is the better guess. An application server
+/// backfilling history is trusted for any past time, but not beyond the skew into the future,
+/// which would only be a bug (microseconds instead of milliseconds, a broken clock).
+fn resolve_ts(payload: Payload, ts: i64, clock: Clock) -> Result<i64, String> {
+    match payload {
+        Payload::Server if ts > clock.now_ms.saturating_add(clock.max_skew_ms) => Err(format!(
+            "must not be more than {} ms ahead of server time",
+            clock.max_skew_ms
+        )),
+        Payload::Server => Ok(ts),
+        Payload::Browser | Payload::Plausible => Ok(
+            if ts.abs_diff(clock.now_ms) <= clock.max_skew_ms.unsigned_abs() {
+                ts
+            } else {
+                clock.now_ms
+            },
+        ),
+    }
+}
+
+/// Percent-decodes a URL path; one that does not decode to UTF-8 is kept as sent.
+fn decode_path(path: &str) -> String {
+    percent_decode_str(path)
+        .decode_utf8()
+        .map_or_else(|_| path.to_owned(), |p| p.into_owned())
+}
+
+/// Custom properties: string values as they are; numbers and booleans are accepted and kept as
+/// their JSON text (`42`, `1.5`, `true`), since trackers send them and breakdowns only compare
+/// text. Anything else (`null`, arrays, objects) is rejected rather than guessed at.
+fn decode_props(r: &Reader, value: &Value) -> Result<Vec<(String, String)>, FieldError> {
+    let parsed;
+    let obj = match value {
+        Value::Object(obj) => obj,
+        // Plausible's script sends props as a JSON-encoded string.
+        Value::String(s) if r.payload == Payload::Plausible => {
+            parsed = serde_json::from_str::<Value>(s).ok();
+            match &parsed {
+                Some(Value::Object(obj)) => obj,
+                _ => return Err(r.err(Field::Props, "must be an object or a JSON-encoded object")),
+            }
+        }
+        _ => return Err(r.err(Field::Props, "must be an object")),
+    };
+    if obj.len() > MAX_PROPS {
+        return Err(r.err(Field::Props, format!("at most {MAX_PROPS} properties")));
+    }
+    obj.iter()
+        .map(|(k, v)| {
+            if k.is_empty() {
+                return Err(r.err(Field::Props, "keys must not be empty"));
+            }
+            if k.chars().count() > MAX_PROP_KEY_CHARS {
+                return Err(r.err(
+                    Field::Props,
+                    format!("keys must be at most {MAX_PROP_KEY_CHARS} characters"),
+                ));
+            }
+            let v = match v {
+                Value::String(s) => s.clone(),
+                Value::Number(n) => n.to_string(),
+                Value::Bool(b) => b.to_string(),
+                _ => {
+                    return Err(r.err(
+                        Field::Props,
+                        format!("value of `{k}` must be a string, number or boolean"),
+                    ));
+                }
+            };
+            if v.chars().count() > MAX_PROP_VALUE_CHARS {
+                return Err(r.err(
+                    Field::Props,
+                    format!("value of `{k}` must be at most {MAX_PROP_VALUE_CHARS} characters"),
+                ));
+            }
+            Ok((k.clone(), v))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    const NOW: i64 = 1_795_356_330_000; // 2026-11-22T14:05:30Z
+    const CLOCK: Clock = Clock {
+        now_ms: NOW,
+        max_skew_ms: 300_000,
+    };
+
+    fn one(payload: Payload, v: Value) -> Result<Incoming, FieldError> {
+        let mut out = decode(payload, v.to_string().as_bytes(), CLOCK).expect("request is valid");
+        assert_eq!(out.len(), 1);
+        out.remove(0)
+    }
+
+    fn browser(extra: Value) -> Result<Incoming, FieldError> {
+        let mut v =
+            json!({"site": "example.com", "name": "pageview", "url": "https://example.com/"});
+        v.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        one(Payload::Browser, v)
+    }
+
+    fn err(payload: Payload, v: Value) -> String {
+        one(payload, v).unwrap_err().to_string()
+    }
+
+    fn browser_err(extra: Value) -> String {
+        browser(extra).unwrap_err().to_string()
+    }
+
+    fn site() -> Site {
+        Site::new("example.com", "UTC", false).unwrap()
+    }
+
+    fn salts() -> Salts {
+        Salts::new(NOW, [7; 64])
+    }
+
+    #[test]
+    fn whole_request_errors() {
+        let d = |body: &[u8]| {
+            decode(Payload::Browser, body, CLOCK)
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            d(b"{\"site\": \"a\xff\"}"),
+            "the body is not valid UTF-8 (invalid byte at offset 11)"
+        );
+        assert_eq!(
+            d(b"site=a"),
+            "the body is not valid JSON: expected value at line 1 column 1"
+        );
+        assert_eq!(
+            d(b""),
+            "the body is not valid JSON: EOF while parsing a value at line 1 column 0"
+        );
+        assert_eq!(
+            d(b"\"x\""),
+            "the body must be a JSON object or an array of objects, not a string"
+        );
+        assert_eq!(
+            d(b"null"),
+            "the body must be a JSON object or an array of objects, not null"
+        );
+        assert_eq!(
+            d(b"[]"),
+            "the body is an empty array: send at least one event"
+        );
+        let many = Value::Array(vec![json!({}); 101]).to_string();
+        assert_eq!(
+            d(many.as_bytes()),
+            "too many events: 101 in one request, at most 100"
+        );
+        let plausible = decode(Payload::Plausible, b"[{}]", CLOCK)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            plausible,
+            "the body must be one JSON object (one event per request), not an array"
+        );
+    }
+
+    #[test]
+    fn batch_keeps_good_events_and_reports_each_bad_one() {
+        let body = json!([
+            {"site": "example.com", "name": "pageview", "url": "https://example.com/a"},
+            {"site": "example.com", "name": "pageview", "url": "/relative"},
+            "not an object",
+            {"site": "example.com", "name": "signup", "url": "https://example.com/b"},
+        ]);
+        let out = decode(Payload::Browser, body.to_string().as_bytes(), CLOCK).unwrap();
+        assert_eq!(out.len(), 4);
+        assert_eq!(out[0].as_ref().unwrap().page, "/a");
+        assert_eq!(
+            out[1].as_ref().unwrap_err().to_string(),
+            "url: must be an absolute http(s) URL"
+        );
+        assert_eq!(
+            out[2].as_ref().unwrap_err().to_string(),
+            "event: must be a JSON object"
+        );
+        assert_eq!(out[2].as_ref().unwrap_err().field.name(), "event");
+        assert_eq!(out[3].as_ref().unwrap().name, "signup");
+        // Exactly 100 is allowed.
+        let full = Value::Array(vec![json!({}); 100]).to_string();
+        assert_eq!(
+            decode(Payload::Browser, full.as_bytes(), CLOCK)
+                .unwrap()
+                .len(),
+            100
+        );
+    }
+
+    #[test]
+    fn a_full_browser_event_decodes() {
+        let e = browser(json!({
+            "site": "WWW.Example.com",
+            "name": "signup",
+            "url": "https://example.com/pricing/caf%C3%A9\
+                    ?utm_source=newsletter&utm_medium=email&utm_campaign=nov+sale#top",
+            "referrer": "https://www.google.com/search?q=x#frag",
+            "ts": NOW - 1000,
+            "props": {"plan": "pro", "seats": 3, "trial": false},
+            "screen_width": 1280,
+            "session_id": "s-1",
+            "user_id": "ignored-from-browsers",
+            "unknown": [1, 2, 3],
+        }))
+        .unwrap();
+        assert_eq!(
+            e,
+            Incoming {
+                site: "example.com".into(),
+                name: "signup".into(),
+                ts: NOW - 1000,
+                page: "/pricing/café".into(),
+                utm_source: Some("newsletter".into()),
+                utm_medium: Some("email".into()),
+                utm_campaign: Some("nov sale".into()),
+                referrer: Some("google.com/search".into()),
+                referrer_host: Some("google.com".into()),
+                props: vec![
+                    ("plan".into(), "pro".into()),
+                    ("seats".into(), "3".into()),
+                    ("trial".into(), "false".into()),
+                ],
+                screen_width: Some(1280),
+                session_id: Some("s-1".into()),
+                user_id: None,
+            }
+        );
+    }
+
+    #[test]
+    fn site_rules() {
+        let v = json!({"name": "pageview", "url": "https://example.com/"});
+        assert_eq!(err(Payload::Browser, v), "site: required");
+        assert_eq!(browser_err(json!({"site": null})), "site: required");
+        assert_eq!(browser_err(json!({"site": 5})), "site: must be a string");
+        assert_eq!(browser_err(json!({"site": ""})), "site: must not be empty");
+        assert_eq!(
+            browser_err(json!({"site": "exa mple.com"})),
+            "site: `exa mple.com` is not a domain: use a host name such as `example.com` \
+             (letters, digits, `-` and `.`)"
+        );
+        assert_eq!(
+            browser(json!({"site": "https://Example.com/"}))
+                .unwrap()
+                .site,
+            "example.com"
+        );
+        assert_eq!(
+            FieldError::unknown_site(Payload::Browser, "example.org").to_string(),
+            "site: example.org is not registered; add it with `footfall site add example.org`"
+        );
+    }
+
+    #[test]
+    fn name_rules() {
+        let v = json!({"site": "example.com", "url": "https://example.com/"});
+        assert_eq!(err(Payload::Browser, v), "name: required");
+        assert_eq!(browser_err(json!({"name": ""})), "name: must not be empty");
+        assert_eq!(
+            browser_err(json!({"name": ["x"]})),
+            "name: must be a string"
+        );
+        assert_eq!(
+            browser(json!({"name": "é".repeat(120)}))
+                .unwrap()
+                .name
+                .chars()
+                .count(),
+            120
+        );
+        assert_eq!(
+            browser_err(json!({"name": "é".repeat(121)})),
+            "name: at most 120 characters"
+        );
+    }
+
+    #[test]
+    fn url_rules() {
+        let v = json!({"site": "example.com", "name": "pageview"});
+        assert_eq!(err(Payload::Browser, v), "url: required");
+        for bad in [
+            "/pricing",
+            "example.com/pricing",
+            "ftp://example.com/",
+            "mailto:a@b.c",
+            "http://",
+        ] {
+            assert_eq!(
+                browser_err(json!({ "url": bad })),
+                "url: must be an absolute http(s) URL",
+                "{bad}"
+            );
+        }
+        let long = format!("https://example.com/{}", "a".repeat(2000 - 20));
+        assert_eq!(long.len(), 2000);
+        assert!(browser(json!({ "url": long })).is_ok());
+        assert_eq!(
+            browser_err(json!({ "url": format!("{long}a") })),
+            "url: at most 2000 characters"
+        );
+    }
+
+    #[test]
+    fn page_is_the_decoded_path_without_query_or_fragment() {
+        let page = |url: &str| browser(json!({ "url": url })).unwrap().page;
+        assert_eq!(page("https://example.com"), "/");
+        assert_eq!(page("https://example.com/?q=1#x"), "/");
+        assert_eq!(page("http://example.com/a/b/?q=1#x"), "/a/b/");
+        assert_eq!(page("https://example.com/a%20b/%E2%9C%93"), "/a b/✓");
+        // Bytes that are not UTF-8 once decoded stay encoded rather than being mangled.
+        assert_eq!(page("https://example.com/%FF"), "/%FF");
+    }
+
+    #[test]
+    fn utm_parameters_come_from_the_query() {
+        let e =
+            browser(json!({"url": "https://example.com/?utm_source=&utm_medium=cpc&utm_medium=x"}))
+                .unwrap();
+        assert_eq!(
+            (e.utm_source, e.utm_medium, e.utm_campaign),
+            (None, Some("cpc".into()), None)
+        );
+        let e =
+            browser(json!({"url": "https://example.com/?utm_campaign=black%20friday"})).unwrap();
+        assert_eq!(e.utm_campaign.as_deref(), Some("black friday"));
+    }
+
+    #[test]
+    fn referrer_is_host_and_path() {
+        let r = |referrer: Value| {
+            let e = browser(json!({ "referrer": referrer })).unwrap();
+            (e.referrer, e.referrer_host)
+        };
+        let some = |a: &str, b: &str| (Some(a.to_owned()), Some(b.to_owned()));
+        assert_eq!(
+            r(json!("https://news.ycombinator.com/item?id=1#c")),
+            some("news.ycombinator.com/item", "news.ycombinator.com")
+        );
+        assert_eq!(
+            r(json!("http://www.Google.com/")),
+            some("google.com", "google.com")
+        );
+        assert_eq!(r(json!("https://t.co")), some("t.co", "t.co"));
+        assert_eq!(
+            r(json!("https://blog.example/a%20b/")),
+            some("blog.example/a b/", "blog.example")
+        );
+        assert_eq!(
+            r(json!("android-app://com.google.android.gm/")),
+            some("com.google.android.gm", "com.google.android.gm")
+        );
+        assert_eq!(r(json!("")), (None, None));
+        assert_eq!(r(json!(null)), (None, None));
+        assert_eq!(r(json!("about:blank")), (None, None));
+        assert_eq!(
+            browser_err(json!({"referrer": "google"})),
+            "referrer: must be an absolute URL"
+        );
+        assert_eq!(
+            browser_err(json!({"referrer": 1})),
+            "referrer: must be a string"
+        );
+        let long = format!("https://e.com/{}", "a".repeat(2000));
+        assert_eq!(
+            browser_err(json!({ "referrer": long })),
+            "referrer: at most 2000 characters"
+        );
+    }
+
+    #[test]
+    fn browser_ts_is_used_only_within_the_skew() {
+        let ts = |t: Value| browser(json!({ "ts": t })).unwrap().ts;
+        assert_eq!(ts(json!(null)), NOW);
+        assert_eq!(ts(json!(NOW - 300_000)), NOW - 300_000);
+        assert_eq!(ts(json!(NOW + 300_000)), NOW + 300_000);
+        assert_eq!(ts(json!(NOW - 300_001)), NOW, "too old: server time");
+        assert_eq!(ts(json!(NOW + 300_001)), NOW, "too far ahead: server time");
+        assert_eq!(ts(json!(0)), NOW);
+        let bad = "ts: must be a non-negative integer (Unix ms)";
+        assert_eq!(browser_err(json!({"ts": -1})), bad);
+        assert_eq!(browser_err(json!({"ts": 1.5})), bad);
+        assert_eq!(browser_err(json!({"ts": "1795356330000"})), bad);
+    }
+
+    fn server(extra: Value) -> Result<Incoming, FieldError> {
+        let mut v =
+            json!({"site": "example.com", "name": "purchase", "url": "https://example.com/"});
+        v.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        one(Payload::Server, v)
+    }
+
+    #[test]
+    fn server_ts_backfills_any_past_time_but_not_the_future() {
+        assert_eq!(server(json!({})).unwrap().ts, NOW);
+        assert_eq!(server(json!({"ts": 0})).unwrap().ts, 0);
+        assert_eq!(
+            server(json!({"ts": NOW - 400 * 86_400_000})).unwrap().ts,
+            NOW - 400 * 86_400_000
+        );
+        assert_eq!(
+            server(json!({"ts": NOW + 300_000})).unwrap().ts,
+            NOW + 300_000
+        );
+        assert_eq!(
+            server(json!({"ts": NOW + 300_001}))
+                .unwrap_err()
+                .to_string(),
+            "ts: must not be more than 300000 ms ahead of server time"
+        );
+    }
+
+    #[test]
+    fn user_id_only_from_servers() {
+        assert_eq!(
+            server(json!({"user_id": "u-1"}))
+                .unwrap()
+                .user_id
+                .as_deref(),
+            Some("u-1")
+        );
+        assert_eq!(server(json!({"user_id": null})).unwrap().user_id, None);
+        assert_eq!(
+            server(json!({"user_id": "x".repeat(256)}))
+                .unwrap()
+                .user_id
+                .unwrap()
+                .len(),
+            256
+        );
+        let e = |v: Value| server(json!({ "user_id": v })).unwrap_err().to_string();
+        assert_eq!(e(json!("x".repeat(257))), "user_id: at most 256 characters");
+        assert_eq!(e(json!("")), "user_id: must not be empty");
+        assert_eq!(e(json!(42)), "user_id: must be a string");
+        assert_eq!(browser(json!({"user_id": "u-1"})).unwrap().user_id, None);
+    }
+
+    #[test]
+    fn props_rules() {
+        let props = |v: Value| browser(json!({ "props": v })).map(|e| e.props);
+        assert_eq!(props(json!({})).unwrap(), vec![]);
+        assert_eq!(
+            props(json!({"b": 1.5, "a": true})).unwrap(),
+            vec![("a".into(), "true".into()), ("b".into(), "1.5".into())]
+        );
+        let thirty: Map<String, Value> = (0..30).map(|i| (format!("k{i}"), json!("v"))).collect();
+        assert_eq!(props(Value::Object(thirty.clone())).unwrap().len(), 30);
+        let mut too_many = thirty;
+        too_many.insert("k30".into(), json!("v"));
+        let e = |v: Value| props(v).unwrap_err().to_string();
+        assert_eq!(e(Value::Object(too_many)), "props: at most 30 properties");
+        assert_eq!(e(json!(["a"])), "props: must be an object");
+        assert_eq!(e(json!("{\"a\": \"b\"}")), "props: must be an object");
+        assert_eq!(e(json!({"": "v"})), "props: keys must not be empty");
+        assert!(props(json!({ "k".repeat(64): "v" })).is_ok());
+        assert_eq!(
+            e(json!({ "k".repeat(65): "v" })),
+            "props: keys must be at most 64 characters"
+        );
+        assert!(props(json!({ "k": "v".repeat(256) })).is_ok());
+        assert_eq!(
+            e(json!({ "k": "v".repeat(257) })),
+            "props: value of `k` must be at most 256 characters"
+        );
+        assert_eq!(
+            e(json!({"k": null})),
+            "props: value of `k` must be a string, number or boolean"
+        );
+        assert_eq!(
+            e(json!({"k": {}})),
+            "props: value of `k` must be a string, number or boolean"
+        );
+    }
+
+    #[test]
+    fn screen_width_and_session_id_rules() {
+        assert_eq!(
+            browser(json!({"screen_width": 0})).unwrap().screen_width,
+            Some(0)
+        );
+        let bad = "screen_width: must be a non-negative integer";
+        assert_eq!(browser_err(json!({"screen_width": -1})), bad);
+        assert_eq!(browser_err(json!({"screen_width": 1280.5})), bad);
+        assert_eq!(browser_err(json!({"screen_width": "1280"})), bad);
+        assert_eq!(browser_err(json!({"screen_width": 4_294_967_296u64})), bad);
+        assert_eq!(browser(json!({"session_id": ""})).unwrap().session_id, None);
+        assert!(browser(json!({"session_id": "s".repeat(128)})).is_ok());
+        assert_eq!(
+            browser_err(json!({"session_id": "s".repeat(129)})),
+            "session_id: at most 128 characters"
+        );
+    }
+
+    #[test]
+    fn plausible_payload() {
+        let e = one(
+            Payload::Plausible,
+            json!({
+                "n": "pageview",
+                "u": "https://example.com/docs?utm_source=gh",
+                "d": "example.com",
+                "r": null,
+                "p": "{\"author\":\"ana\",\"n\":2}",
+                "w": 390,
+                "h": 0,
+            }),
+        )
+        .unwrap();
+        assert_eq!(
+            (e.site.as_str(), e.name.as_str(), e.page.as_str()),
+            ("example.com", "pageview", "/docs")
+        );
+        assert_eq!((e.referrer, e.utm_source.as_deref()), (None, Some("gh")));
+        assert_eq!(
+            e.props,
+            vec![("author".into(), "ana".into()), ("n".into(), "2".into())]
+        );
+        assert_eq!((e.screen_width, e.ts), (Some(390), NOW));
+
+        let base = json!({"n": "pageview", "u": "https://example.com/", "d": "example.com"});
+        let with = |k: &str, v: Value| {
+            let mut b = base.clone();
+            b.as_object_mut().unwrap().insert(k.into(), v);
+            b
+        };
+        assert_eq!(
+            one(Payload::Plausible, with("p", json!({"a": "b"})))
+                .unwrap()
+                .props
+                .len(),
+            1
+        );
+        assert_eq!(
+            err(Payload::Plausible, with("u", json!("/x"))),
+            "u: must be an absolute http(s) URL"
+        );
+        assert_eq!(
+            err(Payload::Plausible, with("d", json!(null))),
+            "d: required"
+        );
+        assert_eq!(
+            err(Payload::Plausible, with("n", json!(""))),
+            "n: must not be empty"
+        );
+        assert_eq!(
+            err(Payload::Plausible, with("r", json!("nope"))),
+            "r: must be an absolute URL"
+        );
+        assert_eq!(
+            err(Payload::Plausible, with("p", json!("[1]"))),
+            "p: must be an object or a JSON-encoded object"
+        );
+        assert_eq!(
+            err(Payload::Plausible, with("w", json!(-3))),
+            "w: must be a non-negative integer"
+        );
+        let unknown = FieldError::unknown_site(Payload::Plausible, "example.org");
+        assert_eq!(
+            unknown.to_string(),
+            "d: example.org is not registered; add it with `footfall site add example.org`"
+        );
+        assert_eq!(unknown.field.name(), "site");
+    }
+
+    #[test]
+    fn anonymous_identity_and_no_ip_in_the_event() {
+        let s = salts();
+        let e = browser(json!({"session_id": "s-1"})).unwrap().into_event(
+            &site(),
+            &s,
+            "203.0.113.9",
+            "UA/1",
+        );
+        let (visitor, prev) = s.visitor("example.com", "203.0.113.9", "UA/1");
+        assert_eq!(
+            (e.visitor, e.prev_visitor, e.user_id.as_deref()),
+            (visitor, prev, None)
+        );
+        assert_eq!(e.session_hint, Some(session_hint("s-1")));
+        assert!(!format!("{e:?}").contains("203.0.113.9"));
+
+        let mut rotated = s.clone();
+        rotated.rotate(NOW + 86_400_000, [1; 32]);
+        let e = browser(json!({}))
+            .unwrap()
+            .into_event(&site(), &rotated, "203.0.113.9", "UA/1");
+        assert_eq!(e.prev_visitor, Some(visitor), "yesterday's id is carried");
+    }
+
+    #[test]
+    fn identified_users_are_hashed_by_user_id() {
+        let mut s = salts();
+        s.rotate(NOW + 86_400_000, [1; 32]);
+        let e = server(json!({"user_id": "u-1"}))
+            .unwrap()
+            .into_event(&site(), &s, "ip", "ua");
+        assert_eq!(e.visitor, s.user("example.com", "u-1"));
+        assert_eq!(e.prev_visitor, None);
+        assert_eq!(e.user_id.as_deref(), Some("u-1"));
+    }
+
+    #[test]
+    fn source_is_utm_then_external_referrer() {
+        let event = |extra: Value| {
+            browser(extra)
+                .unwrap()
+                .into_event(&site(), &salts(), "ip", "ua")
+        };
+        let e = event(json!({"referrer": "https://www.reddit.com/r/rust/"}));
+        assert_eq!(
+            (e.referrer.as_deref(), e.source.as_deref()),
+            (Some("reddit.com/r/rust/"), Some("reddit.com"))
+        );
+        let e = event(json!({
+            "url": "https://example.com/?utm_source=newsletter",
+            "referrer": "https://mail.google.com/",
+        }));
+        assert_eq!(e.source.as_deref(), Some("newsletter"));
+        assert_eq!(e.referrer.as_deref(), Some("mail.google.com"));
+        let e = event(json!({}));
+        assert_eq!((e.referrer, e.source), (None, None), "direct");
+        assert_eq!(e.site, "example.com");
+        assert_eq!(e.page, "/");
+        assert_eq!(e.name, "pageview");
+    }
+
+    #[test]
+    fn internal_referrers_are_dropped() {
+        let event = |r: &str| {
+            browser(json!({ "referrer": r }))
+                .unwrap()
+                .into_event(&site(), &salts(), "ip", "ua")
+        };
+        for internal in [
+            "https://example.com/a",
+            "https://www.example.com/",
+            "https://blog.Example.com/x",
+        ] {
+            let e = event(internal);
+            assert_eq!((e.referrer, e.source), (None, None), "{internal}");
+        }
+        // A look-alike domain is someone else.
+        assert_eq!(
+            event("https://notexample.com/").source.as_deref(),
+            Some("notexample.com")
+        );
+        // A UTM source still counts when the referrer is internal.
+        let e = browser(json!({
+            "url": "https://example.com/?utm_source=ad",
+            "referrer": "https://example.com/",
+        }))
+        .unwrap()
+        .into_event(&site(), &salts(), "ip", "ua");
+        assert_eq!((e.referrer, e.source.as_deref()), (None, Some("ad")));
+    }
+
+    #[test]
+    fn same_site_and_origin_host() {
+        assert!(same_site("example.com", "example.com"));
+        assert!(same_site("a.b.Example.com", "example.com"));
+        assert!(same_site("localhost", "localhost:8080"));
+        assert!(!same_site("notexample.com", "example.com"));
+        assert!(!same_site("example.com.evil.net", "example.com"));
+        assert!(!same_site("com", "example.com"));
+        assert_eq!(
+            origin_host("https://Shop.Example.com:8443").as_deref(),
+            Some("shop.example.com")
+        );
+        assert_eq!(origin_host("null"), None);
+        assert_eq!(origin_host("file:///x"), None);
+    }
+}
