@@ -12,5 +12,6 @@ pub mod hll;
 pub mod identity;
 pub mod ingest;
 pub mod pipeline;
+pub mod query;
 pub mod site;
 pub mod time;

@@ -6,3 +6,4 @@ pub mod collect;
 pub mod engine;
 pub mod error;
 pub mod state;
+pub mod stats;
