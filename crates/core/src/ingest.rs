@@ -472,6 +472,11 @@ fn decode_props(r: &Reader, value: &Value) -> Result<Vec<(String, String)>, Fiel
             if k.is_empty() {
                 return Err(r.err(Field::Props, "keys must not be empty"));
             }
+            // Storage keys end in `prop:NAME:VALUE`; a `:` in NAME would make two properties
+            // share one unique count.
+            if k.contains(':') {
+                return Err(r.err(Field::Props, format!("key `{k}` must not contain `:`")));
+            }
             if k.chars().count() > MAX_PROP_KEY_CHARS {
                 return Err(r.err(
                     Field::Props,
@@ -885,6 +890,7 @@ mod tests {
         assert_eq!(e(json!(["a"])), "props: must be an object");
         assert_eq!(e(json!("{\"a\": \"b\"}")), "props: must be an object");
         assert_eq!(e(json!({"": "v"})), "props: keys must not be empty");
+        assert_eq!(e(json!({"a:b": "v"})), "props: key `a:b` must not contain `:`");
         assert!(props(json!({ "k".repeat(64): "v" })).is_ok());
         assert_eq!(
             e(json!({ "k".repeat(65): "v" })),

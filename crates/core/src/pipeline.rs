@@ -20,6 +20,9 @@ use crate::time::{Bucket, Grain, SiteClock};
 /// How long a visitor may be idle before the next event starts a new session.
 pub const DEFAULT_SESSION_TIMEOUT_MS: i64 = 30 * 60_000;
 
+/// The source and referrer of sessions that came with neither, named as Plausible names them.
+pub const DIRECT: &str = "Direct / None";
+
 /// How long past its timeout a session is kept in memory, for events that arrive late
 /// (browser clocks, retries, slow networks).
 const EVICTION_GRACE_MS: i64 = 5 * 60_000;
@@ -295,8 +298,8 @@ impl Pipeline {
     fn new_session(&mut self, event: &Event, pageview: bool, page: &Arc<str>) -> Session {
         let i = &mut self.interner;
         let attribution = Attribution {
-            source: i.opt(event.source.as_deref()),
-            referrer: i.opt(event.referrer.as_deref()),
+            source: Some(i.str(event.source.as_deref().unwrap_or(DIRECT))),
+            referrer: Some(i.str(event.referrer.as_deref().unwrap_or(DIRECT))),
             utm_source: i.opt(event.utm_source.as_deref()),
             utm_medium: i.opt(event.utm_medium.as_deref()),
             utm_campaign: i.opt(event.utm_campaign.as_deref()),
@@ -572,6 +575,8 @@ mod tests {
         }
         assert_eq!(l.get(DAY, "entry_page=/", "visits"), 1);
         assert_eq!(l.get(DAY, "exit_page=/", "bounces"), 1);
+        assert_eq!(l.get(DAY, "source=Direct / None", "visits"), 1);
+        assert_eq!(l.get(DAY, "referrer=Direct / None", "visits"), 1);
         assert_eq!(l.get(DAY, "page=/", "pageviews"), 1);
         assert_eq!(l.get(DAY, "name=pageview", "events"), 1);
     }
@@ -683,6 +688,7 @@ mod tests {
         assert_eq!(l.get(DAY, "source=Google", "duration"), MIN);
         assert_eq!(l.get(DAY, "utm_campaign=fall", "visits"), 1);
         assert_eq!(l.get(DAY, "source=Bing", "visits"), 0);
+        assert_eq!(l.get(DAY, "source=Direct / None", "visits"), 0);
         assert_eq!(l.visitors(DAY, "source=Google"), 1);
     }
 
