@@ -40,7 +40,8 @@ pub fn now_ms() -> i64 {
     jiff::Timestamp::now().as_millisecond()
 }
 
-/// Runs the pipeline until `stop` turns true, then applies what it has folded and returns.
+/// Runs the pipeline until `stop` turns true, then applies every event appended so far and
+/// returns.
 pub async fn run_pipeline(
     state: Arc<AppState>,
     options: PipelineOptions,
@@ -77,7 +78,8 @@ pub async fn run_pipeline(
             if batch.events as usize >= options.max_batch_events || now >= deadline {
                 break false;
             }
-            if *stop.borrow() {
+            // A clean stop drains the log first, so nothing acknowledged waits for a restart.
+            if *stop.borrow() && events.is_empty() {
                 break true;
             }
             if events.is_empty() {
