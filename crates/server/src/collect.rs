@@ -107,14 +107,8 @@ fn cors_headers(state: &AppState, headers: &HeaderMap) -> HeaderMap {
     });
     if let Some(origin) = allowed {
         out.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
-        out.insert(
-            ACCESS_CONTROL_ALLOW_METHODS,
-            HeaderValue::from_static("POST"),
-        );
-        out.insert(
-            ACCESS_CONTROL_ALLOW_HEADERS,
-            HeaderValue::from_static("Content-Type"),
-        );
+        out.insert(ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("POST"));
+        out.insert(ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("Content-Type"));
     }
     out
 }
@@ -162,48 +156,29 @@ async fn try_collect(
     let (parts, body) = request.into_parts();
     check_content_type(&parts.headers)?;
     let body = read_body(&parts.headers, body).await?;
-    let clock = Clock {
-        now_ms: now_ms(),
-        max_skew_ms: state.config.max_clock_skew_ms,
-    };
+    let clock = Clock { now_ms: now_ms(), max_skew_ms: state.config.max_clock_skew_ms };
     let decoded =
         ingest::decode(payload, &body, clock).map_err(|e| ApiError::bad_request(e.to_string()))?;
     metrics::histogram!("footfall_batch_size").record(decoded.len() as f64);
 
     let ip = client_ip(&parts, state.config.trust_proxy)?;
-    let user_agent = parts
-        .headers
-        .get(USER_AGENT)
-        .map(|v| String::from_utf8_lossy(v.as_bytes()));
-    let (events, rejected) = to_events(
-        state,
-        payload,
-        decoded,
-        &ip,
-        user_agent.as_deref().unwrap_or(""),
-    );
+    let user_agent = parts.headers.get(USER_AGENT).map(|v| String::from_utf8_lossy(v.as_bytes()));
+    let (events, rejected) =
+        to_events(state, payload, decoded, &ip, user_agent.as_deref().unwrap_or(""));
 
     if events.is_empty() {
         let error = match rejected.as_slice() {
             [only] => only.error.clone(),
             all => format!("all {} events were rejected; see `rejected`", all.len()),
         };
-        let body = NoneAccepted {
-            error,
-            accepted: 0,
-            rejected,
-        };
+        let body = NoneAccepted { error, accepted: 0, rejected };
         return Ok((StatusCode::BAD_REQUEST, axum::Json(body)).into_response());
     }
     let accepted = events.len();
     // Durable before acknowledged: if this fails, the client is told and nothing is counted.
     state.store.append(events).await?;
     metrics::counter!("footfall_events_accepted_total").increment(accepted as u64);
-    Ok((
-        StatusCode::ACCEPTED,
-        axum::Json(Accepted { accepted, rejected }),
-    )
-        .into_response())
+    Ok((StatusCode::ACCEPTED, axum::Json(Accepted { accepted, rejected })).into_response())
 }
 
 /// Turns decoded events into log events for registered sites, and counts the rejections.
@@ -226,18 +201,12 @@ fn to_events(
                     events.push(incoming.into_event(site, &salts, ip, user_agent));
                     continue;
                 }
-                None => (
-                    "unknown_site",
-                    FieldError::unknown_site(payload, &incoming.site),
-                ),
+                None => ("unknown_site", FieldError::unknown_site(payload, &incoming.site)),
             },
             Err(e) => (e.field.name(), e),
         };
         metrics::counter!("footfall_events_rejected_total", "reason" => reason).increment(1);
-        rejected.push(Rejection {
-            index,
-            error: error.to_string(),
-        });
+        rejected.push(Rejection { index, error: error.to_string() });
     }
     (events, rejected)
 }
@@ -248,9 +217,7 @@ const ACCEPTED_TYPES: &str = "send `Content-Type: application/json` or `text/pla
 fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     let unsupported = |message: String| ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, message);
     let Some(value) = headers.get(CONTENT_TYPE) else {
-        return Err(unsupported(format!(
-            "missing Content-Type: {ACCEPTED_TYPES}"
-        )));
+        return Err(unsupported(format!("missing Content-Type: {ACCEPTED_TYPES}")));
     };
     let media_type = value.to_str().ok().and_then(|v| v.split(';').next());
     match media_type.map(|t| t.trim().to_ascii_lowercase()).as_deref() {
@@ -265,27 +232,20 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
 fn too_large() -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
-        format!(
-            "the body is larger than {} KiB: send fewer events per request",
-            BODY_LIMIT / 1024
-        ),
+        format!("the body is larger than {} KiB: send fewer events per request", BODY_LIMIT / 1024),
     )
 }
 
 async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
     // A declared length over the limit is refused without reading a byte.
-    let declared = headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let declared = headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if declared.is_some_and(|n| n > BODY_LIMIT as u64) {
         return Err(too_large());
     }
     match Limited::new(body, BODY_LIMIT).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<LengthLimitError>() => Err(too_large()),
-        Err(e) => Err(ApiError::bad_request(format!(
-            "could not read the request body: {e}"
-        ))),
+        Err(e) => Err(ApiError::bad_request(format!("could not read the request body: {e}"))),
     }
 }
 
@@ -301,12 +261,7 @@ fn client_ip(parts: &Parts, trust_proxy: bool) -> Result<String, ApiError> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(',').next())
         .and_then(|first| parse_ip(first.trim()));
-    let peer = || {
-        parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip())
-    };
+    let peer = || parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
     let ip = forwarded.or_else(peer).ok_or_else(|| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -318,7 +273,5 @@ fn client_ip(parts: &Parts, trust_proxy: bool) -> Result<String, ApiError> {
 
 /// An address as proxies write it: bare, or with a port (`203.0.113.9:4711`, `[2001:db8::1]:80`).
 fn parse_ip(s: &str) -> Option<IpAddr> {
-    s.parse()
-        .ok()
-        .or_else(|| s.parse::<SocketAddr>().ok().map(|a| a.ip()))
+    s.parse().ok().or_else(|| s.parse::<SocketAddr>().ok().map(|a| a.ip()))
 }

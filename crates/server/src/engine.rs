@@ -50,8 +50,7 @@ pub async fn run_pipeline(
     let store = state.store.clone();
     let sessions = store.sessions().await?;
     let mut generation = state.sites_generation.load(Ordering::Acquire);
-    let mut pipeline =
-        Pipeline::new(state.config.session_timeout_ms, &state.all_sites(), sessions);
+    let mut pipeline = Pipeline::new(state.config.session_timeout_ms, &state.all_sites(), sessions);
     let mut folded = store.applied_offset().await?;
     let mut last_evict = Instant::now();
     tracing::info!(after = ?folded, sessions = pipeline.active_sessions(), "pipeline started");

@@ -62,7 +62,8 @@ impl AppState {
     }
 
     pub fn all_sites(&self) -> Vec<Site> {
-        let mut sites: Vec<Site> = self.sites.read().expect("sites lock").values().cloned().collect();
+        let mut sites: Vec<Site> =
+            self.sites.read().expect("sites lock").values().cloned().collect();
         sites.sort_by(|a, b| a.domain.cmp(&b.domain));
         sites
     }

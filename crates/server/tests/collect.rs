@@ -34,16 +34,10 @@ struct Harness {
 fn harness(trust_proxy: bool) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
-    let config = ServerConfig {
-        trust_proxy,
-        ..ServerConfig::default()
-    };
+    let config = ServerConfig { trust_proxy, ..ServerConfig::default() };
     let sites = vec![Site::new("example.com", "UTC", false).unwrap()];
     let salts = Salts::new(engine_now(), [7; 64]);
-    Harness {
-        state: Arc::new(AppState::new(store, config, sites, salts)),
-        _dir: dir,
-    }
+    Harness { state: Arc::new(AppState::new(store, config, sites, salts)), _dir: dir }
 }
 
 fn engine_now() -> i64 {
@@ -73,8 +67,7 @@ fn request(
         builder = builder.header(*k, *v);
     }
     let mut req = builder.body(body.into()).unwrap();
-    req.extensions_mut()
-        .insert(ConnectInfo(peer.parse::<SocketAddr>().unwrap()));
+    req.extensions_mut().insert(ConnectInfo(peer.parse::<SocketAddr>().unwrap()));
     req
 }
 
@@ -91,11 +84,8 @@ async fn send(app: Router, req: Request<Body>) -> (StatusCode, HeaderMap, Value)
     let response = app.oneshot(req).await.unwrap();
     let (parts, body) = response.into_parts();
     let bytes = body.collect().await.unwrap().to_bytes();
-    let value = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes).unwrap()
-    };
+    let value =
+        if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap() };
     (parts.status, parts.headers, value)
 }
 
@@ -155,10 +145,7 @@ async fn a_batch_keeps_its_good_events_and_reports_the_bad_ones() {
         ]})
     );
     let logged = h.logged().await;
-    let names: Vec<_> = logged
-        .iter()
-        .map(|e| (e.name.as_str(), e.page.as_str()))
-        .collect();
+    let names: Vec<_> = logged.iter().map(|e| (e.name.as_str(), e.page.as_str())).collect();
     assert_eq!(names, [("pageview", "/a"), ("signup", "/b")]);
     assert_eq!(logged[1].props, [("plan".to_owned(), "pro".to_owned())]);
 }
@@ -177,14 +164,8 @@ async fn nothing_accepted_is_a_400_with_the_reasons() {
     let two = json!([one, pageview("nope")]);
     let (status, _, answer) = send(h.app(), json_request("/api/track", &two)).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!(
-        answer["error"],
-        "all 2 events were rejected; see `rejected`"
-    );
-    assert_eq!(
-        answer["rejected"][1]["error"],
-        "url: must be an absolute http(s) URL"
-    );
+    assert_eq!(answer["error"], "all 2 events were rejected; see `rejected`");
+    assert_eq!(answer["rejected"][1]["error"], "url: must be an absolute http(s) URL");
     assert!(h.logged().await.is_empty());
 }
 
@@ -193,40 +174,18 @@ async fn bodies_that_are_wrong_as_a_whole_are_400() {
     let h = harness(false);
     let many = Value::Array(vec![pageview("https://example.com/"); 101]).to_string();
     let cases: [(&[u8], &str); 6] = [
-        (
-            b"{\"site\": \"\xff\"}",
-            "the body is not valid UTF-8 (invalid byte at offset 10)",
-        ),
-        (
-            b"site=example.com",
-            "the body is not valid JSON: expected value at line 1 column 1",
-        ),
-        (
-            b"",
-            "the body is not valid JSON: EOF while parsing a value at line 1 column 0",
-        ),
-        (
-            b"42",
-            "the body must be a JSON object or an array of objects, not a number",
-        ),
+        (b"{\"site\": \"\xff\"}", "the body is not valid UTF-8 (invalid byte at offset 10)"),
+        (b"site=example.com", "the body is not valid JSON: expected value at line 1 column 1"),
+        (b"", "the body is not valid JSON: EOF while parsing a value at line 1 column 0"),
+        (b"42", "the body must be a JSON object or an array of objects, not a number"),
         (b"[]", "the body is an empty array: send at least one event"),
-        (
-            many.as_bytes(),
-            "too many events: 101 in one request, at most 100",
-        ),
+        (many.as_bytes(), "too many events: 101 in one request, at most 100"),
     ];
     for (body, message) in cases {
-        let req = request(
-            "/api/track",
-            "192.0.2.1:1",
-            &[("content-type", "text/plain")],
-            body.to_vec(),
-        );
+        let req =
+            request("/api/track", "192.0.2.1:1", &[("content-type", "text/plain")], body.to_vec());
         let (status, _, answer) = send(h.app(), req).await;
-        assert_eq!(
-            (status, answer),
-            (StatusCode::BAD_REQUEST, json!({"error": message}))
-        );
+        assert_eq!((status, answer), (StatusCode::BAD_REQUEST, json!({"error": message})));
     }
     assert!(h.logged().await.is_empty());
 }
@@ -235,29 +194,15 @@ async fn bodies_that_are_wrong_as_a_whole_are_400() {
 async fn content_type_must_be_json_or_text() {
     let h = harness(false);
     let body = pageview("https://example.com/").to_string();
-    for accepted in [
-        "application/json",
-        "text/plain;charset=UTF-8",
-        "Application/JSON; charset=utf-8",
-    ] {
-        let req = request(
-            "/api/track",
-            "192.0.2.1:1",
-            &[("content-type", accepted)],
-            body.clone(),
-        );
-        assert_eq!(
-            send(h.app(), req).await.0,
-            StatusCode::ACCEPTED,
-            "{accepted}"
-        );
+    for accepted in
+        ["application/json", "text/plain;charset=UTF-8", "Application/JSON; charset=utf-8"]
+    {
+        let req = request("/api/track", "192.0.2.1:1", &[("content-type", accepted)], body.clone());
+        assert_eq!(send(h.app(), req).await.0, StatusCode::ACCEPTED, "{accepted}");
     }
     let form = [("content-type", "application/x-www-form-urlencoded")];
-    let (status, _, answer) = send(
-        h.app(),
-        request("/api/track", "192.0.2.1:1", &form, body.clone()),
-    )
-    .await;
+    let (status, _, answer) =
+        send(h.app(), request("/api/track", "192.0.2.1:1", &form, body.clone())).await;
     assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     assert_eq!(
         answer["error"],
@@ -279,18 +224,12 @@ async fn bodies_over_64_kib_are_413() {
         json!({"error": "the body is larger than 64 KiB: send fewer events per request"});
     let big = format!("[{}]", " ".repeat(64 * 1024));
     // Refused from its declared length, and found out while reading when no length is declared.
-    let declared = [
-        ("content-type", "application/json"),
-        ("content-length", "65538"),
-    ];
+    let declared = [("content-type", "application/json"), ("content-length", "65538")];
     let undeclared = [("content-type", "application/json")];
     for headers in [&declared[..], &undeclared[..]] {
         let req = request("/api/track", "192.0.2.1:1", headers, big.clone());
         let (status, _, answer) = send(h.app(), req).await;
-        assert_eq!(
-            (status, answer),
-            (StatusCode::PAYLOAD_TOO_LARGE, too_large.clone())
-        );
+        assert_eq!((status, answer), (StatusCode::PAYLOAD_TOO_LARGE, too_large.clone()));
     }
     // Exactly the limit is fine as far as size goes.
     let mut at_limit = pageview("https://example.com/").to_string();
@@ -312,15 +251,9 @@ async fn plausible_payload_is_accepted_as_plausible_sends_it() {
         "w": 390,
     });
     let (status, _, answer) = send(h.app(), json_request("/api/event", &body)).await;
-    assert_eq!(
-        (status, answer),
-        (StatusCode::ACCEPTED, json!({"accepted": 1, "rejected": []}))
-    );
+    assert_eq!((status, answer), (StatusCode::ACCEPTED, json!({"accepted": 1, "rejected": []})));
     let e = &h.logged().await[0];
-    assert_eq!(
-        (e.page.as_str(), e.utm_medium.as_deref()),
-        ("/docs", Some("social"))
-    );
+    assert_eq!((e.page.as_str(), e.utm_medium.as_deref()), ("/docs", Some("social")));
     assert_eq!(e.source.as_deref(), Some("news.ycombinator.com"));
     assert_eq!(e.props, [("author".to_owned(), "ana".to_owned())]);
     assert_eq!(e.screen_width, Some(390));
@@ -343,15 +276,8 @@ async fn plausible_payload_is_accepted_as_plausible_sends_it() {
 async fn server_events_need_a_key_and_may_backfill_with_user_ids() {
     let h = harness(false);
     let key = auth::new_key();
-    let stored = ApiKey {
-        name: "ci".into(),
-        created: 0,
-    };
-    h.state
-        .store
-        .put_api_key(auth::hash_key(&key), &stored)
-        .await
-        .unwrap();
+    let stored = ApiKey { name: "ci".into(), created: 0 };
+    h.state.store.put_api_key(auth::hash_key(&key), &stored).await.unwrap();
     let body = json!({
         "site": "example.com",
         "name": "purchase",
@@ -378,21 +304,12 @@ async fn server_events_need_a_key_and_may_backfill_with_user_ids() {
 
     let bearer = format!("Bearer {key}");
     let (status, headers, answer) = send(h.app(), with(Some(&bearer))).await;
-    assert_eq!(
-        (status, answer),
-        (StatusCode::ACCEPTED, json!({"accepted": 1, "rejected": []}))
-    );
+    assert_eq!((status, answer), (StatusCode::ACCEPTED, json!({"accepted": 1, "rejected": []})));
     assert!(!headers.contains_key("access-control-allow-origin"));
     let e = &h.logged().await[0];
     let salts = h.state.salts.read().unwrap().clone();
-    assert_eq!(
-        (e.visitor, e.prev_visitor),
-        (salts.user("example.com", "u-42"), None)
-    );
-    assert_eq!(
-        (e.user_id.as_deref(), e.ts),
-        (Some("u-42"), 1_600_000_000_000)
-    );
+    assert_eq!((e.visitor, e.prev_visitor), (salts.user("example.com", "u-42"), None));
+    assert_eq!((e.user_id.as_deref(), e.ts), (Some("u-42"), 1_600_000_000_000));
 }
 
 /// A store whose every operation fails, as a full disk or a lost Redis would.
@@ -470,18 +387,10 @@ impl Store for Broken {
 async fn a_failing_store_is_503_and_nothing_is_acknowledged() {
     let sites = vec![Site::new("example.com", "UTC", false).unwrap()];
     let salts = Salts::new(engine_now(), [7; 64]);
-    let state = Arc::new(AppState::new(
-        Arc::new(Broken),
-        ServerConfig::default(),
-        sites,
-        salts,
-    ));
+    let state = Arc::new(AppState::new(Arc::new(Broken), ServerConfig::default(), sites, salts));
     let app = collect::routes().with_state(state);
-    let (status, _, answer) = send(
-        app,
-        json_request("/api/track", &pageview("https://example.com/")),
-    )
-    .await;
+    let (status, _, answer) =
+        send(app, json_request("/api/track", &pageview("https://example.com/"))).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(
         answer,
@@ -502,11 +411,9 @@ fn preflight(path: &str, origin: &str) -> Request<Body> {
 async fn cors_is_answered_for_registered_sites_only() {
     let h = harness(false);
     for path in ["/api/track", "/api/event"] {
-        for origin in [
-            "https://example.com",
-            "https://www.example.com",
-            "http://blog.example.com:8080",
-        ] {
+        for origin in
+            ["https://example.com", "https://www.example.com", "http://blog.example.com:8080"]
+        {
             let (status, headers, _) = send(h.app(), preflight(path, origin)).await;
             assert_eq!(status, StatusCode::NO_CONTENT);
             assert_eq!(headers["access-control-allow-origin"], origin);
@@ -523,43 +430,23 @@ async fn cors_is_answered_for_registered_sites_only() {
         ] {
             let (status, headers, _) = send(h.app(), preflight(path, origin)).await;
             assert_eq!(status, StatusCode::NO_CONTENT);
-            assert!(
-                !headers.contains_key("access-control-allow-origin"),
-                "{origin}"
-            );
-            assert!(
-                !headers.contains_key("access-control-allow-methods"),
-                "{origin}"
-            );
+            assert!(!headers.contains_key("access-control-allow-origin"), "{origin}");
+            assert!(!headers.contains_key("access-control-allow-methods"), "{origin}");
         }
     }
 
     let post = |origin: &str| {
         let headers = [("content-type", "text/plain"), ("origin", origin)];
-        request(
-            "/api/track",
-            "192.0.2.1:1",
-            &headers,
-            pageview("https://example.com/").to_string(),
-        )
+        request("/api/track", "192.0.2.1:1", &headers, pageview("https://example.com/").to_string())
     };
     let (status, headers, _) = send(h.app(), post("https://example.com")).await;
     assert_eq!(status, StatusCode::ACCEPTED);
-    assert_eq!(
-        headers["access-control-allow-origin"],
-        "https://example.com"
-    );
+    assert_eq!(headers["access-control-allow-origin"], "https://example.com");
     // Errors carry the headers too, so the page's script can read them.
-    let bad = [
-        ("content-type", "text/plain"),
-        ("origin", "https://example.com"),
-    ];
+    let bad = [("content-type", "text/plain"), ("origin", "https://example.com")];
     let (status, headers, _) = send(h.app(), request("/api/track", "192.0.2.1:1", &bad, "{")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!(
-        headers["access-control-allow-origin"],
-        "https://example.com"
-    );
+    assert_eq!(headers["access-control-allow-origin"], "https://example.com");
     let (_, headers, _) = send(h.app(), post("https://evil.example.net")).await;
     assert!(!headers.contains_key("access-control-allow-origin"));
     // The API-key endpoint is not for browsers.
@@ -572,17 +459,9 @@ async fn cors_is_answered_for_registered_sites_only() {
 /// The visitor id that one request from `peer` with `X-Forwarded-For: xff` gets.
 async fn visitor_of(h: &Harness, peer: &str, xff: &str) -> u64 {
     let before = h.logged().await.len();
-    let headers = [
-        ("content-type", "application/json"),
-        ("user-agent", UA),
-        ("x-forwarded-for", xff),
-    ];
-    let req = request(
-        "/api/track",
-        peer,
-        &headers,
-        pageview("https://example.com/").to_string(),
-    );
+    let headers =
+        [("content-type", "application/json"), ("user-agent", UA), ("x-forwarded-for", xff)];
+    let req = request("/api/track", peer, &headers, pageview("https://example.com/").to_string());
     assert_eq!(send(h.app(), req).await.0, StatusCode::ACCEPTED);
     h.logged().await[before].visitor
 }
@@ -593,15 +472,9 @@ async fn forwarded_for_is_ignored_without_trust_proxy() {
     let salts = h.state.salts.read().unwrap().clone();
     let socket = salts.visitor("example.com", "10.0.0.1", UA).0;
     assert_eq!(visitor_of(&h, "10.0.0.1:1000", "203.0.113.9").await, socket);
-    assert_eq!(
-        visitor_of(&h, "10.0.0.1:2000", "198.51.100.7").await,
-        socket
-    );
+    assert_eq!(visitor_of(&h, "10.0.0.1:2000", "198.51.100.7").await, socket);
     // An IPv4 client on a dual-stack socket is the same visitor.
-    assert_eq!(
-        visitor_of(&h, "[::ffff:10.0.0.1]:3000", "198.51.100.7").await,
-        socket
-    );
+    assert_eq!(visitor_of(&h, "[::ffff:10.0.0.1]:3000", "198.51.100.7").await, socket);
     assert_ne!(visitor_of(&h, "10.0.0.2:1000", "203.0.113.9").await, socket);
 }
 
@@ -611,18 +484,9 @@ async fn forwarded_for_is_honoured_with_trust_proxy() {
     let salts = h.state.salts.read().unwrap().clone();
     let client = salts.visitor("example.com", "203.0.113.9", UA).0;
     assert_eq!(visitor_of(&h, "10.0.0.1:1000", "203.0.113.9").await, client);
-    assert_eq!(
-        visitor_of(&h, "10.0.0.2:1000", "203.0.113.9, 10.0.0.1").await,
-        client
-    );
-    assert_eq!(
-        visitor_of(&h, "10.0.0.3:1000", " 203.0.113.9:4711 ,10.0.0.2").await,
-        client
-    );
-    assert_ne!(
-        visitor_of(&h, "10.0.0.1:1000", "198.51.100.7").await,
-        client
-    );
+    assert_eq!(visitor_of(&h, "10.0.0.2:1000", "203.0.113.9, 10.0.0.1").await, client);
+    assert_eq!(visitor_of(&h, "10.0.0.3:1000", " 203.0.113.9:4711 ,10.0.0.2").await, client);
+    assert_ne!(visitor_of(&h, "10.0.0.1:1000", "198.51.100.7").await, client);
     // A header that names no address falls back to the socket.
     let socket = salts.visitor("example.com", "10.0.0.1", UA).0;
     assert_eq!(visitor_of(&h, "10.0.0.1:1000", "unknown").await, socket);
@@ -632,10 +496,7 @@ async fn forwarded_for_is_honoured_with_trust_proxy() {
 fn metrics_count_accepted_and_rejected_events_and_batch_sizes() {
     let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
     let handle = recorder.handle();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     metrics::with_local_recorder(&recorder, || {
         collect::describe_metrics();
         runtime.block_on(async {

@@ -55,10 +55,7 @@ macro_rules! conformance_tests {
 const DAY: i64 = 20_779;
 
 fn day(n: i64) -> Bucket {
-    Bucket {
-        grain: Grain::Day,
-        index: DAY + n,
-    }
+    Bucket { grain: Grain::Day, index: DAY + n }
 }
 
 fn event(site: &str, ts: i64, page: &str) -> Event {
@@ -82,31 +79,15 @@ fn event(site: &str, ts: i64, page: &str) -> Event {
 }
 
 fn total(site: &str, bucket: Bucket, counter: Counter) -> CounterId {
-    CounterId {
-        site: site.into(),
-        bucket,
-        slice: Slice::Total,
-        counter,
-    }
+    CounterId { site: site.into(), bucket, slice: Slice::Total, counter }
 }
 
 fn by(site: &str, bucket: Bucket, dim: Dim, value: &str, counter: Counter) -> CounterId {
-    CounterId {
-        site: site.into(),
-        bucket,
-        slice: Slice::By(dim, value.into()),
-        counter,
-    }
+    CounterId { site: site.into(), bucket, slice: Slice::By(dim, value.into()), counter }
 }
 
 fn counts(pageviews: i64, events: i64, visits: i64, bounces: i64, duration: i64) -> Counts {
-    Counts {
-        pageviews,
-        events,
-        visits,
-        bounces,
-        duration,
-    }
+    Counts { pageviews, events, visits, bounces, duration }
 }
 
 fn pages(events: &[Event]) -> Vec<&str> {
@@ -125,17 +106,10 @@ fn sorted<T: Ord + Clone, U: Clone>(rows: &[(T, U)]) -> Vec<(T, U)> {
 
 /// Offsets are dense from 0, in call order and event order; `unapplied` pages through them.
 pub async fn append_assigns_dense_offsets(store: Arc<dyn Store>) {
-    let first = vec![
-        event("a.com", 1000, "/1"),
-        event("a.com", 2000, "/2"),
-        event("b.com", 5, "/3"),
-    ];
+    let first =
+        vec![event("a.com", 1000, "/1"), event("a.com", 2000, "/2"), event("b.com", 5, "/3")];
     assert_eq!(store.append(first.clone()).await.unwrap(), 0..3);
-    assert_eq!(
-        store.append(Vec::new()).await.unwrap(),
-        3..3,
-        "nothing appended, no offsets"
-    );
+    assert_eq!(store.append(Vec::new()).await.unwrap(), 3..3, "nothing appended, no offsets");
     let second = vec![event("a.com", -1000, "/4"), event("c.com", 0, "/5")];
     assert_eq!(store.append(second.clone()).await.unwrap(), 3..5);
 
@@ -157,9 +131,8 @@ pub async fn concurrent_appends_get_unique_dense_offsets(store: Arc<dyn Store>) 
             let mut appended = Vec::new();
             for call in 0..8 {
                 let n = 1 + (task + call) % 3;
-                let events: Vec<Event> = (0..n)
-                    .map(|i| event("a.com", 1000, &format!("/{task}/{call}/{i}")))
-                    .collect();
+                let events: Vec<Event> =
+                    (0..n).map(|i| event("a.com", 1000, &format!("/{task}/{call}/{i}"))).collect();
                 let range = store.append(events.clone()).await.unwrap();
                 assert_eq!(range.end - range.start, n, "one offset per event");
                 appended.push((range, events));
@@ -200,63 +173,36 @@ pub async fn wait_for_append_wakes_on_append_or_times_out(store: Arc<dyn Store>)
     });
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(!waiter.is_finished(), "nothing was appended yet");
-    assert_eq!(
-        store.append(vec![event("a.com", 1, "/")]).await.unwrap(),
-        0..1
-    );
-    tokio::time::timeout(guard, waiter)
-        .await
-        .expect("an append wakes the waiter")
-        .unwrap();
+    assert_eq!(store.append(vec![event("a.com", 1, "/")]).await.unwrap(), 0..1);
+    tokio::time::timeout(guard, waiter).await.expect("an append wakes the waiter").unwrap();
 
     let already = store.wait_for_append(None, Duration::from_secs(600));
-    tokio::time::timeout(guard, already)
-        .await
-        .expect("offset 0 exists: no wait");
+    tokio::time::timeout(guard, already).await.expect("offset 0 exists: no wait");
     store.wait_for_append(Some(0), short).await;
 
     let waiter = tokio::spawn({
         let store = Arc::clone(&store);
-        async move {
-            store
-                .wait_for_append(Some(0), Duration::from_secs(600))
-                .await
-        }
+        async move { store.wait_for_append(Some(0), Duration::from_secs(600)).await }
     });
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(!waiter.is_finished(), "nothing above offset 0 yet");
     store.append(vec![event("a.com", 2, "/")]).await.unwrap();
-    tokio::time::timeout(guard, waiter)
-        .await
-        .expect("an append wakes the waiter")
-        .unwrap();
+    tokio::time::timeout(guard, waiter).await.expect("an append wakes the waiter").unwrap();
 }
 
 /// Once a batch covering an offset is applied, events up to it never come back; later ones do.
 pub async fn apply_covers_events_exactly_once(store: Arc<dyn Store>) {
-    let events: Vec<Event> = (0..5)
-        .map(|i| event("a.com", i, &format!("/{i}")))
-        .collect();
+    let events: Vec<Event> = (0..5).map(|i| event("a.com", i, &format!("/{i}"))).collect();
     assert_eq!(store.append(events).await.unwrap(), 0..5);
     assert_eq!(store.applied_offset().await.unwrap(), None);
 
-    let mut batch = WriteBatch {
-        offset: Some(2),
-        events: 3,
-        ..WriteBatch::default()
-    };
+    let mut batch = WriteBatch { offset: Some(2), events: 3, ..WriteBatch::default() };
     batch.incr(total("a.com", day(0), Counter::Events), 3);
     store.apply(&batch).await.unwrap();
     assert_eq!(store.applied_offset().await.unwrap(), Some(2));
     assert_eq!(offsets(&store.unapplied(None, 100).await.unwrap()), [3, 4]);
-    assert_eq!(
-        offsets(&store.unapplied(Some(2), 100).await.unwrap()),
-        [3, 4]
-    );
-    assert_eq!(
-        store.totals("a.com", &[day(0)]).await.unwrap(),
-        [counts(0, 3, 0, 0, 0)]
-    );
+    assert_eq!(offsets(&store.unapplied(Some(2), 100).await.unwrap()), [3, 4]);
+    assert_eq!(store.totals("a.com", &[day(0)]).await.unwrap(), [counts(0, 3, 0, 0, 0)]);
 
     // A batch without an offset (say, sessions closed by a timer) leaves the offset alone.
     let mut batch = WriteBatch::default();
@@ -265,47 +211,20 @@ pub async fn apply_covers_events_exactly_once(store: Arc<dyn Store>) {
     assert_eq!(store.applied_offset().await.unwrap(), Some(2));
     assert_eq!(offsets(&store.unapplied(None, 100).await.unwrap()), [3, 4]);
 
-    assert_eq!(
-        store.append(vec![event("a.com", 9, "/9")]).await.unwrap(),
-        5..6
-    );
-    store
-        .apply(&WriteBatch {
-            offset: Some(4),
-            ..WriteBatch::default()
-        })
-        .await
-        .unwrap();
+    assert_eq!(store.append(vec![event("a.com", 9, "/9")]).await.unwrap(), 5..6);
+    store.apply(&WriteBatch { offset: Some(4), ..WriteBatch::default() }).await.unwrap();
     assert_eq!(offsets(&store.unapplied(None, 100).await.unwrap()), [5]);
-    store
-        .apply(&WriteBatch {
-            offset: Some(5),
-            ..WriteBatch::default()
-        })
-        .await
-        .unwrap();
+    store.apply(&WriteBatch { offset: Some(5), ..WriteBatch::default() }).await.unwrap();
     assert_eq!(store.applied_offset().await.unwrap(), Some(5));
     assert!(store.unapplied(None, 100).await.unwrap().is_empty());
-    assert_eq!(
-        store.totals("a.com", &[day(0)]).await.unwrap(),
-        [counts(0, 3, 1, 0, 0)]
-    );
-    assert_eq!(
-        store.append(vec![event("a.com", 10, "/10")]).await.unwrap(),
-        6..7
-    );
+    assert_eq!(store.totals("a.com", &[day(0)]).await.unwrap(), [counts(0, 3, 1, 0, 0)]);
+    assert_eq!(store.append(vec![event("a.com", 10, "/10")]).await.unwrap(), 6..7);
 }
 
 /// Totals sum deltas (negative ones too) per bucket and site, in the order asked.
 pub async fn counters_sum_deltas_per_bucket(store: Arc<dyn Store>) {
-    let hour = Bucket {
-        grain: Grain::Hour,
-        index: DAY * 24 + 14,
-    };
-    let minute = Bucket {
-        grain: Grain::Minute,
-        index: (DAY * 24 + 14) * 60 + 5,
-    };
+    let hour = Bucket { grain: Grain::Hour, index: DAY * 24 + 14 };
+    let minute = Bucket { grain: Grain::Minute, index: (DAY * 24 + 14) * 60 + 5 };
     let mut batch = WriteBatch::default();
     batch.incr(total("a.com", day(0), Counter::Pageviews), 3);
     batch.incr(total("a.com", day(0), Counter::Events), 5);
@@ -322,17 +241,12 @@ pub async fn counters_sum_deltas_per_bucket(store: Arc<dyn Store>) {
     batch.incr(total("a.com", day(0), Counter::Events), -1);
     batch.incr(total("a.com", day(0), Counter::Bounces), -1);
     // A delta that cancelled out in the pipeline.
-    batch
-        .counters
-        .insert(total("a.com", day(0), Counter::Duration), 0);
+    batch.counters.insert(total("a.com", day(0), Counter::Duration), 0);
     batch.incr(total("a.com", hour, Counter::Pageviews), 7);
     batch.incr(total("a.com", minute, Counter::Events), 1);
     store.apply(&batch).await.unwrap();
 
-    let got = store
-        .totals("a.com", &[day(1), day(0), day(2), hour, minute])
-        .await
-        .unwrap();
+    let got = store.totals("a.com", &[day(1), day(0), day(2), hour, minute]).await.unwrap();
     let expected = [
         counts(1, 0, 0, 0, 0),
         counts(5, 4, 2, 0, 60_000),
@@ -341,14 +255,8 @@ pub async fn counters_sum_deltas_per_bucket(store: Arc<dyn Store>) {
         counts(0, 5, 0, 0, 0),
     ];
     assert_eq!(got, expected);
-    assert_eq!(
-        store.totals("b.com", &[day(0)]).await.unwrap(),
-        [counts(100, 0, 0, 0, 0)]
-    );
-    assert_eq!(
-        store.totals("c.com", &[day(0)]).await.unwrap(),
-        [Counts::default()]
-    );
+    assert_eq!(store.totals("b.com", &[day(0)]).await.unwrap(), [counts(100, 0, 0, 0, 0)]);
+    assert_eq!(store.totals("c.com", &[day(0)]).await.unwrap(), [Counts::default()]);
     assert!(store.totals("a.com", &[]).await.unwrap().is_empty());
 }
 
@@ -361,44 +269,26 @@ pub async fn breakdown_sums_over_buckets_and_drops_zero_rows(store: Arc<dyn Stor
     batch.incr(by("a.com", day(0), Dim::Page, "/a", Counter::Visits), 1);
     batch.incr(by("a.com", day(0), Dim::Page, "/b", Counter::Pageviews), 1);
     batch.incr(by("a.com", day(0), Dim::Page, "/c:x", Counter::Events), 4);
-    batch.counters.insert(
-        by("a.com", day(0), Dim::Page, "/zero", Counter::Pageviews),
-        0,
-    );
+    batch.counters.insert(by("a.com", day(0), Dim::Page, "/zero", Counter::Pageviews), 0);
     batch.incr(by("a.com", day(0), plan(), "pro", Counter::Events), 3);
-    batch.incr(
-        by("a.com", day(0), Dim::EntryPage, "/a", Counter::Visits),
-        9,
-    );
+    batch.incr(by("a.com", day(0), Dim::EntryPage, "/a", Counter::Visits), 9);
     batch.incr(by("b.com", day(0), Dim::Page, "/a", Counter::Pageviews), 8);
     store.apply(&batch).await.unwrap();
 
     let mut batch = WriteBatch::default();
     batch.incr(by("a.com", day(1), Dim::Page, "/a", Counter::Pageviews), 3);
-    batch.incr(
-        by("a.com", day(1), Dim::Page, "/a", Counter::Duration),
-        1500,
-    );
+    batch.incr(by("a.com", day(1), Dim::Page, "/a", Counter::Duration), 1500);
     batch.incr(by("a.com", day(1), Dim::Page, "/b", Counter::Pageviews), -1);
     batch.incr(by("a.com", day(2), Dim::Page, "/a", Counter::Pageviews), 50);
     store.apply(&batch).await.unwrap();
 
     let both = [day(0), day(1)];
     let got = store.breakdown("a.com", &both, &Dim::Page).await.unwrap();
-    let expected = [
-        ("/a".to_owned(), counts(5, 0, 1, 0, 1500)),
-        ("/c:x".to_owned(), counts(0, 4, 0, 0, 0)),
-    ];
-    assert_eq!(
-        sorted(&got),
-        expected,
-        "`/b` sums to zero and `/zero` never counted"
-    );
+    let expected =
+        [("/a".to_owned(), counts(5, 0, 1, 0, 1500)), ("/c:x".to_owned(), counts(0, 4, 0, 0, 0))];
+    assert_eq!(sorted(&got), expected, "`/b` sums to zero and `/zero` never counted");
 
-    let got = store
-        .breakdown("a.com", &[day(0)], &Dim::Page)
-        .await
-        .unwrap();
+    let got = store.breakdown("a.com", &[day(0)], &Dim::Page).await.unwrap();
     let expected = [
         ("/a".to_owned(), counts(2, 0, 1, 0, 0)),
         ("/b".to_owned(), counts(1, 0, 0, 0, 0)),
@@ -408,27 +298,12 @@ pub async fn breakdown_sums_over_buckets_and_drops_zero_rows(store: Arc<dyn Stor
 
     let got = store.breakdown("a.com", &both, &plan()).await.unwrap();
     assert_eq!(got, [("pro".to_owned(), counts(0, 3, 0, 0, 0))]);
-    let got = store
-        .breakdown("a.com", &both, &Dim::EntryPage)
-        .await
-        .unwrap();
+    let got = store.breakdown("a.com", &both, &Dim::EntryPage).await.unwrap();
     assert_eq!(got, [("/a".to_owned(), counts(0, 0, 9, 0, 0))]);
     let got = store.breakdown("b.com", &both, &Dim::Page).await.unwrap();
     assert_eq!(got, [("/a".to_owned(), counts(8, 0, 0, 0, 0))]);
-    assert!(
-        store
-            .breakdown("a.com", &[day(5)], &Dim::Page)
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    assert!(
-        store
-            .breakdown("a.com", &both, &Dim::Source)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(store.breakdown("a.com", &[day(5)], &Dim::Page).await.unwrap().is_empty());
+    assert!(store.breakdown("a.com", &both, &Dim::Source).await.unwrap().is_empty());
 }
 
 fn hll_of(visitors: impl IntoIterator<Item = u64>) -> Hll {
@@ -442,11 +317,7 @@ fn hll_of(visitors: impl IntoIterator<Item = u64>) -> Hll {
 /// Unique counts are PFCOUNT over the union of the buckets' HyperLogLogs, whichever batches the
 /// visitors came in; missing buckets and values count as empty.
 pub async fn unique_counts_are_unions_over_buckets(store: Arc<dyn Store>) {
-    let id = |bucket: Bucket, slice: Slice| UniqueId {
-        site: "a.com".into(),
-        bucket,
-        slice,
-    };
+    let id = |bucket: Bucket, slice: Slice| UniqueId { site: "a.com".into(), bucket, slice };
     let page = |p: &str| Slice::By(Dim::Page, p.into());
     let mut batch = WriteBatch::default();
     for v in 1..=100 {
@@ -461,14 +332,7 @@ pub async fn unique_counts_are_unions_over_buckets(store: Arc<dyn Store>) {
     for v in [1, 2, 3, 2, 1] {
         batch.add_unique(id(day(0), page("/b:c")), v);
     }
-    batch.add_unique(
-        UniqueId {
-            site: "b.com".into(),
-            bucket: day(0),
-            slice: Slice::Total,
-        },
-        7,
-    );
+    batch.add_unique(UniqueId { site: "b.com".into(), bucket: day(0), slice: Slice::Total }, 7);
     store.apply(&batch).await.unwrap();
 
     let mut batch = WriteBatch::default();
@@ -482,27 +346,15 @@ pub async fn unique_counts_are_unions_over_buckets(store: Arc<dyn Store>) {
 
     let days = [hll_of(1..=100), hll_of(51..=150)];
     let union = count_union(&days);
-    assert!(
-        (140..=160).contains(&union),
-        "the HyperLogLog estimates 150 as {union}"
-    );
+    assert!((140..=160).contains(&union), "the HyperLogLog estimates 150 as {union}");
     let count = |buckets: Vec<Bucket>, slice: Slice| {
         let store = Arc::clone(&store);
         async move { store.unique_count("a.com", &buckets, &slice).await.unwrap() }
     };
-    assert_eq!(
-        count(vec![day(0)], Slice::Total).await,
-        count_union(&days[..1])
-    );
-    assert_eq!(
-        count(vec![day(1)], Slice::Total).await,
-        count_union(&days[1..])
-    );
+    assert_eq!(count(vec![day(0)], Slice::Total).await, count_union(&days[..1]));
+    assert_eq!(count(vec![day(1)], Slice::Total).await, count_union(&days[1..]));
     assert_eq!(count(vec![day(0), day(1)], Slice::Total).await, union);
-    assert_eq!(
-        count(vec![day(2), day(1), day(0)], Slice::Total).await,
-        union
-    );
+    assert_eq!(count(vec![day(2), day(1), day(0)], Slice::Total).await, union);
     assert_eq!(count(vec![day(2)], Slice::Total).await, 0);
     assert_eq!(count(vec![], Slice::Total).await, 0);
 
@@ -511,20 +363,11 @@ pub async fn unique_counts_are_unions_over_buckets(store: Arc<dyn Store>) {
     let b = count_union(&[hll_of([1, 2, 3])]);
     assert_eq!(count(both.to_vec(), page("/a")).await, a);
     let values = ["/a".to_owned(), "/b:c".to_owned(), "/none".to_owned()];
-    let got = store
-        .unique_counts("a.com", &both, &Dim::Page, &values)
-        .await
-        .unwrap();
+    let got = store.unique_counts("a.com", &both, &Dim::Page, &values).await.unwrap();
     assert_eq!(got, [a, b, 0]);
-    let got = store
-        .unique_counts("a.com", &both, &Dim::Source, &values[..1])
-        .await
-        .unwrap();
+    let got = store.unique_counts("a.com", &both, &Dim::Source, &values[..1]).await.unwrap();
     assert_eq!(got, [0]);
-    let got = store
-        .unique_count("b.com", &both, &Slice::Total)
-        .await
-        .unwrap();
+    let got = store.unique_count("b.com", &both, &Slice::Total).await.unwrap();
     assert_eq!(got, count_union(&[hll_of([7])]));
 }
 
@@ -547,22 +390,13 @@ fn session(start: i64, pageviews: u32, exit: &str) -> SessionRecord {
 
 /// Sessions are written, replaced and deleted by batches, and all of them are listed.
 pub async fn sessions_are_written_and_deleted(store: Arc<dyn Store>) {
-    let key = |site: &str, visitor: u64| SessionKey {
-        site: site.into(),
-        visitor,
-    };
+    let key = |site: &str, visitor: u64| SessionKey { site: site.into(), visitor };
     assert!(store.sessions().await.unwrap().is_empty());
 
     let mut batch = WriteBatch::default();
-    batch
-        .sessions
-        .insert(key("a.com", 1), Some(session(1000, 1, "/a")));
-    batch
-        .sessions
-        .insert(key("a.com", 2), Some(session(2000, 2, "/b")));
-    batch
-        .sessions
-        .insert(key("b.com", 1), Some(session(3000, 3, "/c")));
+    batch.sessions.insert(key("a.com", 1), Some(session(1000, 1, "/a")));
+    batch.sessions.insert(key("a.com", 2), Some(session(2000, 2, "/b")));
+    batch.sessions.insert(key("b.com", 1), Some(session(3000, 3, "/c")));
     store.apply(&batch).await.unwrap();
     let expected = [
         (key("a.com", 1), session(1000, 1, "/a")),
@@ -573,12 +407,8 @@ pub async fn sessions_are_written_and_deleted(store: Arc<dyn Store>) {
 
     let mut batch = WriteBatch::default();
     batch.sessions.insert(key("a.com", 1), None);
-    batch
-        .sessions
-        .insert(key("a.com", 2), Some(session(2000, 5, "/d")));
-    batch
-        .sessions
-        .insert(key("c.com:8080", u64::MAX), Some(session(4000, 1, "/e")));
+    batch.sessions.insert(key("a.com", 2), Some(session(2000, 5, "/d")));
+    batch.sessions.insert(key("c.com:8080", u64::MAX), Some(session(4000, 1, "/e")));
     batch.sessions.insert(key("a.com", 99), None);
     store.apply(&batch).await.unwrap();
     let expected = [
@@ -614,16 +444,9 @@ pub async fn scan_log_returns_one_site_in_time_order(store: Arc<dyn Store>) {
     };
     let got = scan("a.com", 1000, 3000).await;
     assert_eq!(pages(&got), ["a1000", "a1000-later", "a2000"]);
-    assert_eq!(
-        got[0],
-        event("a.com", 1000, "a1000"),
-        "events come back whole"
-    );
+    assert_eq!(got[0], event("a.com", 1000, "a1000"), "events come back whole");
     let got = scan("a.com", i64::MIN, i64::MAX).await;
-    assert_eq!(
-        pages(&got),
-        ["a-5000", "a1000", "a1000-later", "a2000", "a3000", "a10000"]
-    );
+    assert_eq!(pages(&got), ["a-5000", "a1000", "a1000-later", "a2000", "a3000", "a10000"]);
     assert_eq!(pages(&scan("b.com", 0, 2000).await), ["b1500"]);
     assert_eq!(pages(&scan("a.com.x", 0, 5000).await), ["x1500"]);
     assert!(scan("a.com", 3000, 1000).await.is_empty());
@@ -670,24 +493,15 @@ pub async fn sites_keys_and_salts_round_trip(store: Arc<dyn Store>) {
     sites.sort_by(|x, y| x.domain.cmp(&y.domain));
     assert_eq!(sites, [a2, b]);
 
-    let ci = ApiKey {
-        name: "ci".into(),
-        created: 1_795_356_330_000,
-    };
-    let grafana = ApiKey {
-        name: "grafana".into(),
-        created: 1_795_356_331_000,
-    };
+    let ci = ApiKey { name: "ci".into(), created: 1_795_356_330_000 };
+    let grafana = ApiKey { name: "grafana".into(), created: 1_795_356_331_000 };
     assert_eq!(store.api_key([1; 32]).await.unwrap(), None);
     store.put_api_key([1; 32], &ci).await.unwrap();
     store.put_api_key([2; 32], &grafana).await.unwrap();
     assert_eq!(store.api_key([1; 32]).await.unwrap(), Some(ci));
     assert_eq!(store.api_key([2; 32]).await.unwrap(), Some(grafana.clone()));
     assert_eq!(store.api_key([3; 32]).await.unwrap(), None);
-    let renamed = ApiKey {
-        name: "renamed".into(),
-        ..grafana
-    };
+    let renamed = ApiKey { name: "renamed".into(), ..grafana };
     store.put_api_key([2; 32], &renamed).await.unwrap();
     assert_eq!(store.api_key([2; 32]).await.unwrap(), Some(renamed));
 

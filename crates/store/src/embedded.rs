@@ -98,10 +98,7 @@ impl EmbeddedStore {
     /// another process has it open.
     pub fn open(dir: &Path) -> Result<EmbeddedStore> {
         std::fs::create_dir_all(dir).map_err(|e| {
-            StoreError::Io(format!(
-                "cannot create the data directory {}: {e}",
-                dir.display()
-            ))
+            StoreError::Io(format!("cannot create the data directory {}: {e}", dir.display()))
         })?;
         let lock_path = dir.join("LOCK");
         let lock = OpenOptions::new()
@@ -114,19 +111,13 @@ impl EmbeddedStore {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => return Err(StoreError::Locked(dir.to_path_buf())),
             Err(TryLockError::Error(e)) => {
-                return Err(StoreError::Io(format!(
-                    "cannot lock {}: {e}",
-                    lock_path.display()
-                )));
+                return Err(StoreError::Io(format!("cannot lock {}: {e}", lock_path.display())));
             }
         }
 
         let db_path = dir.join("fjall");
         let db = Database::builder(&db_path).open().map_err(|e| {
-            StoreError::Io(format!(
-                "cannot open the database in {}: {e}",
-                db_path.display()
-            ))
+            StoreError::Io(format!("cannot open the database in {}: {e}", db_path.display()))
         })?;
         let keyspace = |name: &str| {
             db.keyspace(name, KeyspaceCreateOptions::default)
@@ -159,11 +150,7 @@ impl EmbeddedStore {
                 move || inner.write_log(next, requests)
             })
             .map_err(|e| StoreError::Io(format!("cannot start the log writer thread: {e}")))?;
-        Ok(EmbeddedStore {
-            inner,
-            queue,
-            writer: Some(writer),
-        })
+        Ok(EmbeddedStore { inner, queue, writer: Some(writer) })
     }
 
     /// How many group commits (each one fsync) the log writer has made since open; with the
@@ -182,9 +169,7 @@ impl EmbeddedStore {
         match tokio::task::spawn_blocking(move || f(&inner)).await {
             Ok(result) => result,
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(_) => Err(StoreError::Unavailable(
-                "the runtime is shutting down".into(),
-            )),
+            Err(_) => Err(StoreError::Unavailable("the runtime is shutting down".into())),
         }
     }
 }
@@ -208,9 +193,7 @@ fn writer_gone() -> StoreError {
 impl Store for EmbeddedStore {
     async fn append(&self, events: Vec<Event>) -> Result<Range<u64>> {
         let (reply, answer) = oneshot::channel();
-        self.queue
-            .send(AppendRequest { events, reply })
-            .map_err(|_| writer_gone())?;
+        self.queue.send(AppendRequest { events, reply }).map_err(|_| writer_gone())?;
         answer.await.map_err(|_| writer_gone())?
     }
 
@@ -226,8 +209,7 @@ impl Store for EmbeddedStore {
 
     async fn scan_log(&self, site: &str, from_ms: i64, to_ms: i64) -> Result<Vec<Event>> {
         let site = site.to_owned();
-        self.blocking(move |db| db.scan_log(&site, from_ms, to_ms))
-            .await
+        self.blocking(move |db| db.scan_log(&site, from_ms, to_ms)).await
     }
 
     async fn trim_log(&self, before_ms: i64) -> Result<u64> {
@@ -259,14 +241,12 @@ impl Store for EmbeddedStore {
         dim: &Dim,
     ) -> Result<Vec<(String, Counts)>> {
         let (site, buckets, dim) = (site.to_owned(), buckets.to_vec(), dim.clone());
-        self.blocking(move |db| db.breakdown(&site, &buckets, &dim))
-            .await
+        self.blocking(move |db| db.breakdown(&site, &buckets, &dim)).await
     }
 
     async fn unique_count(&self, site: &str, buckets: &[Bucket], slice: &Slice) -> Result<u64> {
         let (site, buckets, slice) = (site.to_owned(), buckets.to_vec(), slice.clone());
-        self.blocking(move |db| db.unique_count(&site, &buckets, &slice))
-            .await
+        self.blocking(move |db| db.unique_count(&site, &buckets, &slice)).await
     }
 
     async fn unique_counts(
@@ -277,16 +257,11 @@ impl Store for EmbeddedStore {
         values: &[String],
     ) -> Result<Vec<u64>> {
         let (site, buckets) = (site.to_owned(), buckets.to_vec());
-        let slices: Vec<Slice> = values
-            .iter()
-            .map(|v| Slice::By(dim.clone(), v.as_str().into()))
-            .collect();
+        let slices: Vec<Slice> =
+            values.iter().map(|v| Slice::By(dim.clone(), v.as_str().into())).collect();
         // One trip to the blocking pool for all values rather than one per value.
         self.blocking(move |db| {
-            slices
-                .iter()
-                .map(|slice| db.unique_count(&site, &buckets, slice))
-                .collect()
+            slices.iter().map(|slice| db.unique_count(&site, &buckets, slice)).collect()
         })
         .await
     }
@@ -310,15 +285,13 @@ impl Store for EmbeddedStore {
         let key = checked_key(field_key(keys::SITES, &site.domain))?;
         // A struct of strings and a bool always serialises.
         let json = serde_json::to_vec(site).expect("site serialises");
-        self.blocking(move |db| db.write_synced(&db.hashes, key, json, "saving a site"))
-            .await
+        self.blocking(move |db| db.write_synced(&db.hashes, key, json, "saving a site")).await
     }
 
     async fn put_api_key(&self, hash: [u8; 32], key: &ApiKey) -> Result<()> {
         let field = field_key(keys::API_KEYS, &keys::api_key_field(&hash));
         let json = serde_json::to_vec(key).expect("API key serialises");
-        self.blocking(move |db| db.write_synced(&db.hashes, field, json, "saving an API key"))
-            .await
+        self.blocking(move |db| db.write_synced(&db.hashes, field, json, "saving an API key")).await
     }
 
     async fn api_key(&self, hash: [u8; 32]) -> Result<Option<ApiKey>> {
@@ -349,8 +322,7 @@ impl Store for EmbeddedStore {
     async fn put_salts(&self, salts: &Salts) -> Result<()> {
         let json = serde_json::to_vec(salts).expect("salts serialise");
         let key = keys::SALTS.as_bytes().to_vec();
-        self.blocking(move |db| db.write_synced(&db.meta, key, json, "saving the salts"))
-            .await
+        self.blocking(move |db| db.write_synced(&db.meta, key, json, "saving the salts")).await
     }
 }
 
@@ -363,9 +335,7 @@ impl Inner {
             Some(entry) => Some(decode_offset(&entry.key().map_err(read_err("unapplied"))?)?),
             None => None,
         };
-        Ok(last_unapplied
-            .max(self.applied_offset()?)
-            .map_or(0, |last| last + 1))
+        Ok(last_unapplied.max(self.applied_offset()?).map_or(0, |last| last + 1))
     }
 
     /// The log writer thread: group commit. It takes every request queued while the previous
@@ -385,11 +355,7 @@ impl Inner {
                 let from = next;
                 for event in &request.events {
                     let record = fjall::Slice::from(encode_record(event));
-                    batch.insert(
-                        &self.log,
-                        log_key(&event.site, event.ts, next),
-                        record.clone(),
-                    );
+                    batch.insert(&self.log, log_key(&event.site, event.ts, next), record.clone());
                     batch.insert(&self.unapplied, next.to_be_bytes(), record);
                     next += 1;
                 }
@@ -462,9 +428,7 @@ impl Inner {
         while let Some(entry) = self.log.range(next_site.as_slice()..).next() {
             let key = entry.key().map_err(read_err("log"))?;
             let Some(end) = key.iter().position(|&b| b == 0) else {
-                return Err(StoreError::Corrupt(
-                    "a log key has no site separator".into(),
-                ));
+                return Err(StoreError::Corrupt("a log key has no site separator".into()));
             };
             let site = &key[..end];
             let mut lo = site.to_vec();
@@ -492,10 +456,7 @@ impl Inner {
     }
 
     fn apply(&self, plan: ApplyPlan) -> Result<()> {
-        let _serial = self
-            .apply_lock
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let _serial = self.apply_lock.lock().unwrap_or_else(PoisonError::into_inner);
         // Not synced: atomicity is enough for exactly-once. An apply lost to a power cut loses
         // its counters and its `ff:applied` together, and its events, still in `unapplied`
         // (synced by `append`), are folded again. It is flushed to the OS (`Buffer`) so that a
@@ -542,10 +503,7 @@ impl Inner {
             // keeps the scan off their tombstones.
             let from = applied.map_or(Some(0), |a| a.checked_add(1));
             if let Some(from) = from.filter(|&from| from <= offset) {
-                for entry in self
-                    .unapplied
-                    .range(from.to_be_bytes()..=offset.to_be_bytes())
-                {
+                for entry in self.unapplied.range(from.to_be_bytes()..=offset.to_be_bytes()) {
                     batch.remove(&self.unapplied, entry.key().map_err(read_err("unapplied"))?);
                 }
             }
@@ -569,9 +527,7 @@ impl Inner {
             return Ok(());
         };
         let (newest, _) = decode_minute_key(&newest.key().map_err(read_err("minutes"))?)?;
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
         let now = i64::try_from(now.as_secs() / 60).unwrap_or(i64::MAX);
         let cutoff = minute_key(newest.min(now).saturating_sub(MINUTES_KEPT), "");
 
@@ -579,10 +535,7 @@ impl Inner {
         for entry in self.minutes.range(..cutoff) {
             let key = entry.key().map_err(read_err("minutes"))?;
             let (index, site) = decode_minute_key(&key)?;
-            let bucket = Bucket {
-                grain: Grain::Minute,
-                index,
-            };
+            let bucket = Bucket { grain: Grain::Minute, index };
             let hash_prefixes = [
                 field_key(&keys::totals(site, bucket), ""),
                 keys::breakdowns_of_bucket(site, bucket).into_bytes(),
@@ -661,17 +614,12 @@ impl Inner {
                 let hash = keys::breakdown(site, bucket, dim, counter);
                 self.scan_hash(&hash, |value, count| {
                     let count = parse_counter(hash.as_bytes(), count)?;
-                    rows.entry(value.to_owned())
-                        .or_default()
-                        .add(counter, count);
+                    rows.entry(value.to_owned()).or_default().add(counter, count);
                     Ok(())
                 })?;
             }
         }
-        Ok(rows
-            .into_iter()
-            .filter(|(_, counts)| !counts.is_zero())
-            .collect())
+        Ok(rows.into_iter().filter(|(_, counts)| !counts.is_zero()).collect())
     }
 
     /// PFCOUNT over the buckets' HyperLogLogs; missing ones count as empty.
@@ -683,11 +631,7 @@ impl Inner {
                 hlls.push(parse_hll(key.as_bytes(), &bytes)?);
             }
         }
-        Ok(if hlls.is_empty() {
-            0
-        } else {
-            count_union(&hlls)
-        })
+        Ok(if hlls.is_empty() { 0 } else { count_union(&hlls) })
     }
 
     /// Calls `f(field, value)` for each field of a hash.
@@ -736,9 +680,7 @@ impl ApplyPlan {
         let mut counters = FxHashMap::default();
         for (id, &delta) in &batch.counters {
             let (hash, field) = keys::counter(id);
-            *counters
-                .entry(checked_key(field_key(&hash, &field))?)
-                .or_insert(0i64) += delta;
+            *counters.entry(checked_key(field_key(&hash, &field))?).or_insert(0i64) += delta;
             note(&id.site, id.bucket);
         }
         let mut uniques: FxHashMap<Vec<u8>, Vec<u64>> = FxHashMap::default();
@@ -752,19 +694,11 @@ impl ApplyPlan {
             .iter()
             .map(|(key, record)| {
                 // A struct of integers and strings always serialises.
-                let record = record
-                    .as_ref()
-                    .map(|r| postcard::to_stdvec(r).expect("session"));
+                let record = record.as_ref().map(|r| postcard::to_stdvec(r).expect("session"));
                 Ok((checked_key(keys::session(key).into_bytes())?, record))
             })
             .collect::<Result<_>>()?;
-        Ok(ApplyPlan {
-            counters,
-            uniques,
-            sessions,
-            minutes,
-            offset: batch.offset,
-        })
+        Ok(ApplyPlan { counters, uniques, sessions, minutes, offset: batch.offset })
     }
 }
 
@@ -796,18 +730,13 @@ fn get(ks: &Keyspace, key: &[u8]) -> Result<Option<fjall::Slice>> {
     if !fits(key) {
         return Ok(None);
     }
-    ks.get(key)
-        .map_err(|e| StoreError::Io(format!("reading {} failed: {e}", show_key(key))))
+    ks.get(key).map_err(|e| StoreError::Io(format!("reading {} failed: {e}", show_key(key))))
 }
 
 /// A key for messages: text, the hash/field separator shown as `|`, cut after 200 bytes.
 fn show_key(key: &[u8]) -> String {
     let shown = String::from_utf8_lossy(&key[..key.len().min(200)]).replace('\u{FFFD}', "|");
-    if key.len() > 200 {
-        shown + "…"
-    } else {
-        shown
-    }
+    if key.len() > 200 { shown + "…" } else { shown }
 }
 
 /// The `hashes` key of one field of a hash; with an empty field, the prefix of all its fields.
@@ -883,10 +812,7 @@ mod tests {
         }
         assert!(log_key("a.com", 5, 1) < log_key("a.com", 5, 2));
         for index in ts {
-            assert_eq!(
-                decode_minute_key(&minute_key(index, "a.com")).unwrap(),
-                (index, "a.com")
-            );
+            assert_eq!(decode_minute_key(&minute_key(index, "a.com")).unwrap(), (index, "a.com"));
         }
     }
 
@@ -910,15 +836,9 @@ mod tests {
 
     #[test]
     fn overlong_keys_are_refused_with_a_readable_message() {
-        let key = field_key(
-            "ff:{a.com}:b:d:2026-11-22:page:pageviews",
-            &"x".repeat(70_000),
-        );
+        let key = field_key("ff:{a.com}:b:d:2026-11-22:page:pageviews", &"x".repeat(70_000));
         let err = checked_key(key).unwrap_err().to_string();
-        assert!(
-            err.contains("ff:{a.com}:b:d:2026-11-22:page:pageviews|xxx"),
-            "{err}"
-        );
+        assert!(err.contains("ff:{a.com}:b:d:2026-11-22:page:pageviews|xxx"), "{err}");
         assert!(err.contains("65535"), "{err}");
         assert!(err.len() < 400);
     }

@@ -38,11 +38,7 @@ pub const APPLIED: &str = "ff:applied";
 
 /// `ff:{SITE}:KIND:GRAIN:LABEL`, the start of every per-bucket key.
 fn bucket_key(site: &str, kind: char, bucket: Bucket) -> String {
-    format!(
-        "ff:{{{site}}}:{kind}:{}:{}",
-        bucket.grain.letter(),
-        bucket.label()
-    )
+    format!("ff:{{{site}}}:{kind}:{}:{}", bucket.grain.letter(), bucket.label())
 }
 
 /// The totals hash of a bucket; its fields are [`Counter::name`]s.
@@ -64,10 +60,9 @@ pub fn breakdowns_of_bucket(site: &str, bucket: Bucket) -> String {
 pub fn counter(id: &CounterId) -> (String, String) {
     match &id.slice {
         Slice::Total => (totals(&id.site, id.bucket), id.counter.name().to_owned()),
-        Slice::By(dim, value) => (
-            breakdown(&id.site, id.bucket, dim, id.counter),
-            value.to_string(),
-        ),
+        Slice::By(dim, value) => {
+            (breakdown(&id.site, id.bucket, dim, id.counter), value.to_string())
+        }
     }
 }
 
@@ -104,10 +99,7 @@ pub fn parse_session(key: &str) -> Option<SessionKey> {
         return None;
     }
     let visitor = u64::from_str_radix(visitor, 16).ok()?;
-    Some(SessionKey {
-        site: site.into(),
-        visitor,
-    })
+    Some(SessionKey { site: site.into(), visitor })
 }
 
 /// The field of [`API_KEYS`] an API key is stored under: its hash in lower-case hex.
@@ -128,117 +120,65 @@ mod tests {
     const DAY: i64 = 20_779;
 
     fn day() -> Bucket {
-        Bucket {
-            grain: Grain::Day,
-            index: DAY,
-        }
+        Bucket { grain: Grain::Day, index: DAY }
     }
 
     fn hour() -> Bucket {
-        Bucket {
-            grain: Grain::Hour,
-            index: DAY * 24 + 14,
-        }
+        Bucket { grain: Grain::Hour, index: DAY * 24 + 14 }
     }
 
     fn minute() -> Bucket {
-        Bucket {
-            grain: Grain::Minute,
-            index: (DAY * 24 + 14) * 60 + 5,
-        }
+        Bucket { grain: Grain::Minute, index: (DAY * 24 + 14) * 60 + 5 }
     }
 
     fn cid(slice: Slice, bucket: Bucket, counter: Counter) -> CounterId {
-        CounterId {
-            site: "example.com".into(),
-            bucket,
-            slice,
-            counter,
-        }
+        CounterId { site: "example.com".into(), bucket, slice, counter }
     }
 
     #[test]
     fn totals_are_hashes_with_counter_fields() {
         let id = cid(Slice::Total, day(), Counter::Pageviews);
-        let k = (
-            "ff:{example.com}:t:d:2026-11-22".to_owned(),
-            "pageviews".to_owned(),
-        );
+        let k = ("ff:{example.com}:t:d:2026-11-22".to_owned(), "pageviews".to_owned());
         assert_eq!(counter(&id), k);
         let id = cid(Slice::Total, minute(), Counter::Duration);
-        let k = (
-            "ff:{example.com}:t:m:2026-11-22T14:05".to_owned(),
-            "duration".to_owned(),
-        );
+        let k = ("ff:{example.com}:t:m:2026-11-22T14:05".to_owned(), "duration".to_owned());
         assert_eq!(counter(&id), k);
     }
 
     #[test]
     fn breakdowns_are_hashes_per_dimension_and_counter_with_value_fields() {
         let id = cid(Slice::By(Dim::Page, "/a:b".into()), hour(), Counter::Visits);
-        let k = (
-            "ff:{example.com}:b:h:2026-11-22T14:page:visits".to_owned(),
-            "/a:b".to_owned(),
-        );
+        let k = ("ff:{example.com}:b:h:2026-11-22T14:page:visits".to_owned(), "/a:b".to_owned());
         assert_eq!(counter(&id), k);
-        let id = cid(
-            Slice::By(Dim::Prop("plan".into()), "pro".into()),
-            day(),
-            Counter::Events,
-        );
-        let k = (
-            "ff:{example.com}:b:d:2026-11-22:prop:plan:events".to_owned(),
-            "pro".to_owned(),
-        );
+        let id = cid(Slice::By(Dim::Prop("plan".into()), "pro".into()), day(), Counter::Events);
+        let k = ("ff:{example.com}:b:d:2026-11-22:prop:plan:events".to_owned(), "pro".to_owned());
         assert_eq!(counter(&id), k);
-        assert!(
-            counter(&id)
-                .0
-                .starts_with(&breakdowns_of_bucket("example.com", day()))
-        );
+        assert!(counter(&id).0.starts_with(&breakdowns_of_bucket("example.com", day())));
     }
 
     #[test]
     fn uniques_are_per_bucket_and_per_value() {
-        let total = UniqueId {
-            site: "example.com".into(),
-            bucket: day(),
-            slice: Slice::Total,
-        };
+        let total = UniqueId { site: "example.com".into(), bucket: day(), slice: Slice::Total };
         assert_eq!(unique_id(&total), "ff:{example.com}:u:d:2026-11-22");
         let by = UniqueId {
             site: "example.com".into(),
             bucket: day(),
             slice: Slice::By(Dim::Source, "news.ycombinator.com".into()),
         };
-        assert_eq!(
-            unique_id(&by),
-            "ff:{example.com}:u:d:2026-11-22:source:news.ycombinator.com"
-        );
+        assert_eq!(unique_id(&by), "ff:{example.com}:u:d:2026-11-22:source:news.ycombinator.com");
         assert!(unique_id(&by).starts_with(&uniques_of_bucket("example.com", day())));
         assert!(!unique_id(&total).starts_with(&uniques_of_bucket("example.com", day())));
     }
 
     #[test]
     fn sessions_round_trip() {
-        let key = SessionKey {
-            site: "shop.example:8080".into(),
-            visitor: 0xab,
-        };
+        let key = SessionKey { site: "shop.example:8080".into(), visitor: 0xab };
         let s = session(&key);
         assert_eq!(s, "ff:{shop.example:8080}:s:00000000000000ab");
         assert_eq!(parse_session(&s), Some(key));
-        let max = SessionKey {
-            site: "a.com".into(),
-            visitor: u64::MAX,
-        };
+        let max = SessionKey { site: "a.com".into(), visitor: u64::MAX };
         assert_eq!(parse_session(&session(&max)), Some(max));
-        for bad in [
-            "ff:{a.com}:s:ab",
-            "ff:{a.com}:u:00000000000000ab",
-            "ff:sites",
-            "ff:{}:s:0",
-        ] {
+        for bad in ["ff:{a.com}:s:ab", "ff:{a.com}:u:00000000000000ab", "ff:sites", "ff:{}:s:0"] {
             assert_eq!(parse_session(bad), None, "{bad}");
         }
         assert_eq!(parse_session("ff:{a.com}:s:00000000000000zz"), None);

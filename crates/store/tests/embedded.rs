@@ -41,12 +41,7 @@ fn event(ts: i64, page: &str) -> Event {
 }
 
 fn total(bucket: Bucket, counter: Counter) -> CounterId {
-    CounterId {
-        site: "a.com".into(),
-        bucket,
-        slice: Slice::Total,
-        counter,
-    }
+    CounterId { site: "a.com".into(), bucket, slice: Slice::Total, counter }
 }
 
 #[tokio::test]
@@ -65,24 +60,15 @@ async fn a_second_open_of_the_directory_is_refused_until_the_first_closes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn state_and_offsets_survive_reopening() {
     let dir = TempDir::new().unwrap();
-    let day = Bucket {
-        grain: Grain::Day,
-        index: 20_779,
-    };
+    let day = Bucket { grain: Grain::Day, index: 20_779 };
     let site = Site::new("a.com", "Europe/Berlin", false).unwrap();
     let salts = Salts::new(1_795_356_330_000, [7; 64]);
-    let session = SessionKey {
-        site: "a.com".into(),
-        visitor: 5,
-    };
+    let session = SessionKey { site: "a.com".into(), visitor: 5 };
     {
         let store = EmbeddedStore::open(dir.path()).unwrap();
         let events: Vec<Event> = (0..4).map(|i| event(i, &format!("/{i}"))).collect();
         assert_eq!(store.append(events).await.unwrap(), 0..4);
-        let mut batch = WriteBatch {
-            offset: Some(1),
-            ..WriteBatch::default()
-        };
+        let mut batch = WriteBatch { offset: Some(1), ..WriteBatch::default() };
         batch.incr(total(day, Counter::Pageviews), 2);
         batch.sessions.insert(session.clone(), None);
         store.apply(&batch).await.unwrap();
@@ -100,24 +86,13 @@ async fn state_and_offsets_survive_reopening() {
         assert_eq!(store.salts().await.unwrap(), Some(salts.clone()));
         assert_eq!(store.append(vec![event(9, "/9")]).await.unwrap(), 4..5);
         // Everything applied: the next offset must then come from `ff:applied`.
-        store
-            .apply(&WriteBatch {
-                offset: Some(4),
-                ..WriteBatch::default()
-            })
-            .await
-            .unwrap();
+        store.apply(&WriteBatch { offset: Some(4), ..WriteBatch::default() }).await.unwrap();
     }
     let store = EmbeddedStore::open(dir.path()).unwrap();
     assert!(store.unapplied(None, 100).await.unwrap().is_empty());
     assert_eq!(store.append(vec![event(10, "/10")]).await.unwrap(), 5..6);
-    store
-        .wait_for_append(Some(4), std::time::Duration::from_secs(10))
-        .await;
-    assert_eq!(
-        store.unapplied(Some(4), 10).await.unwrap(),
-        [(5, event(10, "/10"))]
-    );
+    store.wait_for_append(Some(4), std::time::Duration::from_secs(10)).await;
+    assert_eq!(store.unapplied(Some(4), 10).await.unwrap(), [(5, event(10, "/10"))]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -129,19 +104,13 @@ async fn concurrent_appends_share_syncs() {
         let store = Arc::clone(&store);
         tasks.spawn(async move {
             for call in 0..10 {
-                store
-                    .append(vec![event(task * 100 + call, "/")])
-                    .await
-                    .unwrap();
+                store.append(vec![event(task * 100 + call, "/")]).await.unwrap();
             }
         });
     }
     tasks.join_all().await;
     let syncs = store.log_syncs();
-    assert!(
-        syncs < 320,
-        "320 appends took {syncs} syncs: group commit does not group"
-    );
+    assert!(syncs < 320, "320 appends took {syncs} syncs: group commit does not group");
 }
 
 #[tokio::test]
@@ -150,39 +119,26 @@ async fn minute_buckets_expire_after_two_hours() {
     let store = EmbeddedStore::open(dir.path()).unwrap();
     // 2020-01-01T00:00Z: safely in the past, where the expiry's cap at "now" does not apply.
     let start = 26_297_280;
-    let minute = |i: i64| Bucket {
-        grain: Grain::Minute,
-        index: start + i,
-    };
+    let minute = |i: i64| Bucket { grain: Grain::Minute, index: start + i };
     let page = |i: i64| CounterId {
         site: "a.com".into(),
         bucket: minute(i),
         slice: Slice::By(Dim::Page, "/".into()),
         counter: Counter::Pageviews,
     };
-    let day = Bucket {
-        grain: Grain::Day,
-        index: start / 1440,
-    };
+    let day = Bucket { grain: Grain::Day, index: start / 1440 };
     for i in [0, 1, 2] {
         let mut batch = WriteBatch::default();
         batch.incr(total(minute(i), Counter::Pageviews), 1);
         batch.incr(page(i), 1);
         batch.add_unique(
-            UniqueId {
-                site: "a.com".into(),
-                bucket: minute(i),
-                slice: Slice::Total,
-            },
+            UniqueId { site: "a.com".into(), bucket: minute(i), slice: Slice::Total },
             1,
         );
         batch.incr(total(day, Counter::Pageviews), 1);
         store.apply(&batch).await.unwrap();
     }
-    let one = Counts {
-        pageviews: 1,
-        ..Counts::default()
-    };
+    let one = Counts { pageviews: 1, ..Counts::default() };
     let minutes = [minute(0), minute(1), minute(2)];
     assert_eq!(store.totals("a.com", &minutes).await.unwrap(), [one; 3]);
 
@@ -191,33 +147,12 @@ async fn minute_buckets_expire_after_two_hours() {
     batch.incr(total(minute(1 + MINUTES_KEPT), Counter::Events), 1);
     store.apply(&batch).await.unwrap();
     let zero = Counts::default();
-    assert_eq!(
-        store.totals("a.com", &minutes).await.unwrap(),
-        [zero, one, one]
-    );
-    let rows = store
-        .breakdown("a.com", &minutes[..1], &Dim::Page)
-        .await
-        .unwrap();
+    assert_eq!(store.totals("a.com", &minutes).await.unwrap(), [zero, one, one]);
+    let rows = store.breakdown("a.com", &minutes[..1], &Dim::Page).await.unwrap();
     assert!(rows.is_empty(), "the minute's breakdowns expire too");
-    let rows = store
-        .breakdown("a.com", &minutes[1..], &Dim::Page)
-        .await
-        .unwrap();
-    assert_eq!(
-        rows,
-        [(
-            "/".to_owned(),
-            Counts {
-                pageviews: 2,
-                ..Counts::default()
-            }
-        )]
-    );
-    let uniques = store
-        .unique_count("a.com", &minutes[..1], &Slice::Total)
-        .await
-        .unwrap();
+    let rows = store.breakdown("a.com", &minutes[1..], &Dim::Page).await.unwrap();
+    assert_eq!(rows, [("/".to_owned(), Counts { pageviews: 2, ..Counts::default() })]);
+    let uniques = store.unique_count("a.com", &minutes[..1], &Slice::Total).await.unwrap();
     assert_eq!(uniques, 0, "the minute's unique count expires too");
     let days = store.totals("a.com", &[day]).await.unwrap();
     assert_eq!(days[0].pageviews, 3, "day buckets do not expire");
