@@ -3,7 +3,9 @@
 
 pub mod auth;
 pub mod collect;
+pub mod control;
 pub mod engine;
 pub mod error;
+pub mod serve;
 pub mod state;
 pub mod stats;

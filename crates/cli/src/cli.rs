@@ -1,0 +1,239 @@
+//! The command line: commands, options and help text.
+//!
+//! Settings that the configuration file can also hold are taken as text and checked by
+//! [`config`](crate::config), which knows which layer each value came from.
+
+use std::path::PathBuf;
+
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use footfall_server::control::QueryKind;
+
+use crate::config::Flags;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "footfall",
+    version,
+    about = "Self-hosted, privacy-first, real-time web and product analytics.",
+    after_help = "Settings come from footfall.toml (or --config), then FOOTFALL_* environment \
+                  variables, then flags; each overrides the one before."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Configuration file; it must exist when named [default: footfall.toml, if it exists]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Data directory of the embedded store [default: footfall-data]
+    #[arg(long, global = true, env = "FOOTFALL_DATA_DIR", value_name = "PATH")]
+    pub data_dir: Option<String>,
+    /// Log filter such as `debug` or `footfall_server=debug`; RUST_LOG is read too
+    /// [default: info,fjall=warn,lsm_tree=warn]
+    #[arg(long, global = true, env = "FOOTFALL_LOG", value_name = "FILTER")]
+    pub log: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server: collector, query API, pipeline and control socket
+    Serve(ServeArgs),
+    /// Add and list sites
+    #[command(subcommand)]
+    Site(SiteCommand),
+    /// Create API keys
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Ask the stats API from the command line (the same answers as over HTTP)
+    Query(QueryArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address and port to listen on [default: 127.0.0.1:8420]
+    #[arg(long, env = "FOOTFALL_LISTEN", value_name = "ADDR:PORT")]
+    pub listen: Option<String>,
+    /// Take the client IP from X-Forwarded-For; only behind a proxy you run [default: false]
+    #[arg(
+        long,
+        env = "FOOTFALL_TRUST_PROXY",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true"
+    )]
+    pub trust_proxy: Option<String>,
+    /// Inactivity that ends a session [default: 30]
+    #[arg(long, env = "FOOTFALL_SESSION_TIMEOUT_MINUTES", value_name = "MINUTES")]
+    pub session_timeout_minutes: Option<String>,
+    /// How far a browser's `ts` may be from server time and still be used [default: 300]
+    #[arg(long, env = "FOOTFALL_MAX_CLOCK_SKEW_SECONDS", value_name = "SECONDS")]
+    pub max_clock_skew_seconds: Option<String>,
+    /// Days to keep raw events in the log; 0 keeps them forever [default: 0]
+    #[arg(long, env = "FOOTFALL_RETENTION_DAYS", value_name = "DAYS")]
+    pub retention_days: Option<String>,
+    /// Longest wait before read events are applied to the rollups [default: 200]
+    #[arg(long, env = "FOOTFALL_FLUSH_INTERVAL_MS", value_name = "MS")]
+    pub flush_interval_ms: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SiteCommand {
+    /// Add a site, or change the timezone or visibility of one
+    Add {
+        /// The site's domain, such as example.com
+        domain: String,
+        /// IANA timezone that defines the site's days, such as Europe/Berlin [default: UTC for
+        /// a new site; an existing site keeps its own]
+        #[arg(long, value_name = "TZ")]
+        timezone: Option<String>,
+        /// Let anyone read the site's stats without an API key
+        #[arg(long, conflicts_with = "private")]
+        public: bool,
+        /// Require an API key for the site's stats (the default for a new site)
+        #[arg(long)]
+        private: bool,
+    },
+    /// List the sites
+    List {
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Create an API key and print it on stdout (it is stored only as a hash)
+    Create {
+        /// A label for the key [default: the key's first characters]
+        #[arg(long)]
+        name: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// Which query
+    #[arg(value_enum)]
+    pub kind: Kind,
+    /// The site's domain
+    #[arg(long)]
+    pub site: String,
+    /// realtime, day, 7d, 30d, month, 6mo, 12mo or custom [default: 30d]
+    #[arg(long)]
+    pub period: Option<String>,
+    /// YYYY-MM-DD, or YYYY-MM-DD,YYYY-MM-DD for a custom period [default: today]
+    #[arg(long)]
+    pub date: Option<String>,
+    /// Timeseries point width: minute, hour, date or month [default: by period]
+    #[arg(long)]
+    pub interval: Option<String>,
+    /// Comma-separated: visitors, visits, pageviews, views_per_visit, bounce_rate,
+    /// visit_duration, events [default: visitors]
+    #[arg(long)]
+    pub metrics: Option<String>,
+    /// Breakdown property, such as event:page or visit:source
+    #[arg(long)]
+    pub property: Option<String>,
+    /// Breakdown rows per page [default: 100]
+    #[arg(long)]
+    pub limit: Option<String>,
+    /// Breakdown page, from 1 [default: 1]
+    #[arg(long)]
+    pub page: Option<String>,
+    /// Print the API's JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Kind {
+    /// Totals over the period
+    Aggregate,
+    /// One row per interval
+    Timeseries,
+    /// One row per value of --property
+    Breakdown,
+    /// Visitors in the last 5 minutes
+    Realtime,
+}
+
+impl From<Kind> for QueryKind {
+    fn from(kind: Kind) -> QueryKind {
+        match kind {
+            Kind::Aggregate => QueryKind::Aggregate,
+            Kind::Timeseries => QueryKind::Timeseries,
+            Kind::Breakdown => QueryKind::Breakdown,
+            Kind::Realtime => QueryKind::Realtime,
+        }
+    }
+}
+
+impl Cli {
+    /// Parses the process's arguments (exiting with clap's message on a usage error), and picks
+    /// out the settings that were typed on the command line.
+    pub fn parse_with_flags() -> (Cli, Flags) {
+        let matches = Cli::command().get_matches();
+        let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+        let flags = cli.flags(&matches);
+        (cli, flags)
+    }
+
+    fn flags(&self, matches: &ArgMatches) -> Flags {
+        let typed = |m: &ArgMatches, id: &str, value: &Option<String>| {
+            value.clone().filter(|_| m.value_source(id) == Some(ValueSource::CommandLine))
+        };
+        let mut flags = Flags {
+            data_dir: typed(matches, "data_dir", &self.global.data_dir),
+            log: typed(matches, "log", &self.global.log),
+            ..Flags::default()
+        };
+        if let (Command::Serve(args), Some(("serve", m))) = (&self.command, matches.subcommand()) {
+            flags.listen = typed(m, "listen", &args.listen);
+            flags.trust_proxy = typed(m, "trust_proxy", &args.trust_proxy);
+            flags.session_timeout_minutes =
+                typed(m, "session_timeout_minutes", &args.session_timeout_minutes);
+            flags.max_clock_skew_seconds =
+                typed(m, "max_clock_skew_seconds", &args.max_clock_skew_seconds);
+            flags.retention_days = typed(m, "retention_days", &args.retention_days);
+            flags.flush_interval_ms = typed(m, "flush_interval_ms", &args.flush_interval_ms);
+        }
+        flags
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn typed_flags_are_picked_out_wherever_they_stand() {
+        let matches = Cli::command()
+            .try_get_matches_from([
+                "footfall",
+                "serve",
+                "--data-dir",
+                "d",
+                "--trust-proxy",
+                "--listen=127.0.0.1:1",
+            ])
+            .unwrap();
+        let cli = Cli::from_arg_matches(&matches).unwrap();
+        let flags = cli.flags(&matches);
+        assert_eq!(flags.data_dir.as_deref(), Some("d"));
+        assert_eq!(flags.trust_proxy.as_deref(), Some("true"));
+        assert_eq!(flags.listen.as_deref(), Some("127.0.0.1:1"));
+    }
+}

@@ -1,0 +1,76 @@
+//! What each command does. `site`, `key` and `query` work on the data directory whether or not
+//! a server runs on it: see [`request`].
+
+mod key;
+mod query;
+mod serve;
+mod site;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, anyhow};
+use footfall_server::control::{self, ControlError, Request};
+use footfall_store::{EmbeddedStore, Store, StoreError};
+use serde_json::Value;
+
+use crate::cli::{Command, KeyCommand, SiteCommand};
+use crate::config::Settings;
+
+pub async fn run(command: Command, settings: &Settings) -> Result<()> {
+    match command {
+        Command::Serve(_) => serve::run(settings).await,
+        Command::Site(SiteCommand::Add { domain, timezone, public, private }) => {
+            // Neither flag: the site keeps what it has.
+            let public = (public || private).then_some(public);
+            site::add(settings, domain, timezone, public).await
+        }
+        Command::Site(SiteCommand::List { json }) => site::list(settings, json).await,
+        Command::Key(KeyCommand::Create { name }) => key::create(settings, name).await,
+        Command::Query(args) => query::run(settings, args).await,
+    }
+}
+
+/// Where a server on `data_dir` answers commands.
+fn socket_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("footfall.sock")
+}
+
+/// How long to retry when the data directory is locked but nothing answers on its socket yet:
+/// a server that is still starting, or another command holding the store for a moment.
+const BUSY_WAIT: Duration = Duration::from_secs(10);
+
+/// Runs a request on the data directory: on its store when no process holds it, else through
+/// the control socket of the server that does.
+async fn request(settings: &Settings, req: Request) -> Result<Value> {
+    let dir = &settings.data_dir;
+    let socket = socket_path(dir);
+    let deadline = Instant::now() + BUSY_WAIT;
+    loop {
+        match EmbeddedStore::open(dir) {
+            Ok(store) => {
+                // The file's sites exist for commands as they do for a server, which registers
+                // them when it starts.
+                for site in &settings.sites {
+                    store.put_site(site).await?;
+                }
+                return control::execute(&store, None, req).await.map_err(|e| anyhow!(e));
+            }
+            Err(StoreError::Locked(_)) => match control::call(&socket, &req).await {
+                Err(ControlError::Unreachable { .. }) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(ControlError::Unreachable { source, .. }) => {
+                    return Err(anyhow!(
+                        "the data directory {} is in use by another footfall process, and no \
+                         server answers on its control socket {}: {source}",
+                        dir.display(),
+                        socket.display()
+                    ));
+                }
+                result => return Ok(result?),
+            },
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
