@@ -52,6 +52,38 @@ pub enum Command {
     Key(KeyCommand),
     /// Ask the stats API from the command line (the same answers as over HTTP)
     Query(QueryArgs),
+    /// Load-test the collector over HTTP with generated traffic; report events/s and latency
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// A running footfall to load, such as http://127.0.0.1:8420; start it with
+    /// --trust-proxy so that each generated visitor counts as one [default: a server started
+    /// in this process on a temporary data directory]
+    #[arg(long)]
+    pub url: Option<String>,
+    /// The site to send events for; it must exist on a server given with --url
+    #[arg(long, default_value = "bench.example")]
+    pub site: String,
+    /// Events per request, 1 to 100 [default: two runs, with 50 and with 1]
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Connections sending at once
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// How long each run lasts
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+    /// Most requests in one run, whatever the time
+    #[arg(long, default_value_t = 2_000_000)]
+    pub max_requests: usize,
+    /// Distinct visitors the traffic comes from
+    #[arg(long, default_value_t = 5_000)]
+    pub visitors: u64,
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

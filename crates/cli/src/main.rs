@@ -12,6 +12,11 @@ use anyhow::Result;
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::Cli;
+
+// The hot path allocates many small, short-lived strings and maps; mimalloc serves them
+// markedly faster than the system allocator (see the README's performance figures).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use crate::config::{ConfigFile, Flags, Settings};
 
 #[tokio::main]

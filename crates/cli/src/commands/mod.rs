@@ -1,6 +1,7 @@
 //! What each command does. `site`, `key` and `query` work on the data directory whether or not
 //! a server runs on it: see [`request`].
 
+mod bench;
 mod key;
 mod query;
 mod serve;
@@ -28,6 +29,7 @@ pub async fn run(command: Command, settings: &Settings) -> Result<()> {
         Command::Site(SiteCommand::List { json }) => site::list(settings, json).await,
         Command::Key(KeyCommand::Create { name }) => key::create(settings, name).await,
         Command::Query(args) => query::run(settings, args).await,
+        Command::Bench(args) => bench::run(args).await,
     }
 }
 
