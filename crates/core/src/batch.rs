@@ -3,10 +3,12 @@
 //! `HINCRBY key field 37`, not 37 commands. The batch names its keys by meaning ([`CounterId`],
 //! [`UniqueId`]); each backend maps them onto its own key schema.
 
+use std::borrow::Borrow;
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHasher};
 use serde::{Deserialize, Serialize};
 
 use crate::time::Bucket;
@@ -62,9 +64,11 @@ impl Dim {
     }
 }
 
-impl fmt::Display for Dim {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let name = match self {
+impl Dim {
+    /// The dimension's own name (`page`, `entry_page`, …), and a custom property's name: the
+    /// key of a breakdown row's value in the stats API.
+    pub fn name(&self) -> &str {
+        match self {
             Dim::Page => "page",
             Dim::EntryPage => "entry_page",
             Dim::ExitPage => "exit_page",
@@ -74,9 +78,17 @@ impl fmt::Display for Dim {
             Dim::UtmMedium => "utm_medium",
             Dim::UtmCampaign => "utm_campaign",
             Dim::EventName => "name",
-            Dim::Prop(p) => return write!(f, "prop:{p}"),
-        };
-        f.write_str(name)
+            Dim::Prop(p) => p,
+        }
+    }
+}
+
+impl fmt::Display for Dim {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Dim::Prop(p) => write!(f, "prop:{p}"),
+            other => f.write_str(other.name()),
+        }
     }
 }
 
@@ -122,8 +134,58 @@ pub enum Slice {
     By(Dim, Arc<str>),
 }
 
+impl Slice {
+    /// The slice by reference.
+    pub fn view(&self) -> SliceRef<'_> {
+        match self {
+            Slice::Total => SliceRef::Total,
+            Slice::By(dim, value) => SliceRef::By(dim, value),
+        }
+    }
+}
+
+/// A [`Slice`] by reference: names a breakdown row without cloning its strings.
+#[derive(Clone, Copy, Debug)]
+pub enum SliceRef<'a> {
+    Total,
+    By(&'a Dim, &'a Arc<str>),
+}
+
+impl SliceRef<'_> {
+    pub fn to_slice(self) -> Slice {
+        match self {
+            SliceRef::Total => Slice::Total,
+            SliceRef::By(dim, value) => Slice::By(dim.clone(), value.clone()),
+        }
+    }
+
+    fn hash_into<H: Hasher>(self, state: &mut H) {
+        match self {
+            SliceRef::Total => state.write_u8(0),
+            SliceRef::By(dim, value) => {
+                state.write_u8(1);
+                dim.hash(state);
+                value.hash(state);
+            }
+        }
+    }
+
+    fn same(self, other: SliceRef) -> bool {
+        match (self, other) {
+            (SliceRef::Total, SliceRef::Total) => true,
+            (SliceRef::By(d, v), SliceRef::By(e, w)) => d == e && same_str(v, w),
+            _ => false,
+        }
+    }
+}
+
+/// String equality, short-cut for the interned strings that keys share.
+fn same_str(a: &str, b: &str) -> bool {
+    std::ptr::eq(a, b) || a == b
+}
+
 /// One counter of one site in one bucket.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct CounterId {
     pub site: Arc<str>,
     pub bucket: Bucket,
@@ -132,11 +194,156 @@ pub struct CounterId {
 }
 
 /// One unique-visitor count (a HyperLogLog) of one site in one bucket.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct UniqueId {
     pub site: Arc<str>,
     pub bucket: Bucket,
     pub slice: Slice,
+}
+
+// The pipeline adds to a batch's counters dozens of times per event, nearly always to a key the
+// batch already has, and to several counters (and the unique count) of each row it touches.
+// Building a `CounterId` for each lookup would clone and drop two or three `Arc`s and hash all
+// its strings again; instead the pipeline names a [`Row`], whose hash is computed once, and an
+// existing key is found through a borrowed view of its parts (`dyn Key`), which `CounterId`
+// and `UniqueId` borrow as. The owned and borrowed forms hash through the same `row_hash`, so
+// they hash and compare alike by construction.
+
+/// The hash of a row's parts, which its counters' and unique count's hashes are built on.
+fn row_hash(site: &Arc<str>, bucket: Bucket, slice: SliceRef) -> u64 {
+    SiteRows::new(site).row(bucket, slice).hash
+}
+
+/// A site's rows: names [`Row`]s, hashing the site's name once for all of them.
+pub struct SiteRows<'a> {
+    site: &'a Arc<str>,
+    hasher: FxHasher,
+}
+
+impl<'a> SiteRows<'a> {
+    pub fn new(site: &'a Arc<str>) -> SiteRows<'a> {
+        let mut hasher = FxHasher::default();
+        site.hash(&mut hasher);
+        SiteRows { site, hasher }
+    }
+
+    /// The row `slice` of the site in `bucket`.
+    pub fn row<'r>(&self, bucket: Bucket, slice: SliceRef<'r>) -> Row<'r>
+    where
+        'a: 'r,
+    {
+        let mut h = self.hasher.clone();
+        bucket.hash(&mut h);
+        slice.hash_into(&mut h);
+        Row { site: self.site, bucket, slice, hash: h.finish() }
+    }
+}
+
+/// One row (the total, or a breakdown value) of one site in one bucket: where counters and a
+/// unique count are added by [`WriteBatch::incr_row`] and [`WriteBatch::add_unique_row`].
+#[derive(Clone, Copy, Debug)]
+pub struct Row<'a> {
+    site: &'a Arc<str>,
+    bucket: Bucket,
+    slice: SliceRef<'a>,
+    hash: u64,
+}
+
+/// The parts of a [`UniqueId`] (no counter) or a [`CounterId`], owned or borrowed.
+trait Key {
+    fn row_hash(&self) -> u64;
+    fn counter(&self) -> Option<Counter>;
+    fn parts(&self) -> (&str, Bucket, SliceRef<'_>, Option<Counter>);
+}
+
+impl Key for UniqueId {
+    fn row_hash(&self) -> u64 {
+        row_hash(&self.site, self.bucket, self.slice.view())
+    }
+
+    fn counter(&self) -> Option<Counter> {
+        None
+    }
+
+    fn parts(&self) -> (&str, Bucket, SliceRef<'_>, Option<Counter>) {
+        (&self.site, self.bucket, self.slice.view(), None)
+    }
+}
+
+impl Key for CounterId {
+    fn row_hash(&self) -> u64 {
+        row_hash(&self.site, self.bucket, self.slice.view())
+    }
+
+    fn counter(&self) -> Option<Counter> {
+        Some(self.counter)
+    }
+
+    fn parts(&self) -> (&str, Bucket, SliceRef<'_>, Option<Counter>) {
+        (&self.site, self.bucket, self.slice.view(), Some(self.counter))
+    }
+}
+
+impl Key for (Row<'_>, Option<Counter>) {
+    fn row_hash(&self) -> u64 {
+        self.0.hash
+    }
+
+    fn counter(&self) -> Option<Counter> {
+        self.1
+    }
+
+    fn parts(&self) -> (&str, Bucket, SliceRef<'_>, Option<Counter>) {
+        (self.0.site, self.0.bucket, self.0.slice, self.1)
+    }
+}
+
+impl Hash for dyn Key + '_ {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.row_hash());
+        if let Some(counter) = self.counter() {
+            counter.hash(state);
+        }
+    }
+}
+
+impl PartialEq for dyn Key + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        let (
+            (site, bucket, slice, counter),
+            (other_site, other_bucket, other_slice, other_counter),
+        ) = (self.parts(), other.parts());
+        counter == other_counter
+            && bucket == other_bucket
+            && same_str(site, other_site)
+            && slice.same(other_slice)
+    }
+}
+
+impl Eq for dyn Key + '_ {}
+
+impl Hash for UniqueId {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        (self as &dyn Key).hash(state);
+    }
+}
+
+impl Hash for CounterId {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        (self as &dyn Key).hash(state);
+    }
+}
+
+impl<'a> Borrow<dyn Key + 'a> for UniqueId {
+    fn borrow(&self) -> &(dyn Key + 'a) {
+        self
+    }
+}
+
+impl<'a> Borrow<dyn Key + 'a> for CounterId {
+    fn borrow(&self) -> &(dyn Key + 'a) {
+        self
+    }
 }
 
 /// The bytes added to a unique count for a visitor: the id, little-endian. Every backend adds
@@ -197,6 +404,34 @@ impl WriteBatch {
         self.uniques.entry(id).or_default().push(visitor);
     }
 
+    /// [`WriteBatch::incr`] by row; the row's strings are cloned only for a new counter.
+    pub fn incr_row(&mut self, row: &Row, counter: Counter, delta: i64) {
+        if delta == 0 {
+            return;
+        }
+        match self.counters.get_mut(&(*row, Some(counter)) as &dyn Key) {
+            Some(sum) => *sum += delta,
+            None => {
+                let (site, bucket, slice) = (row.site.clone(), row.bucket, row.slice.to_slice());
+                self.counters.insert(CounterId { site, bucket, slice, counter }, delta);
+            }
+        }
+    }
+
+    /// [`WriteBatch::add_unique`] by row; the row's strings are cloned only for a new count.
+    pub fn add_unique_row(&mut self, row: &Row, visitor: u64) {
+        match self.uniques.get_mut(&(*row, None) as &dyn Key) {
+            Some(visitors) => visitors.push(visitor),
+            None => {
+                let (site, bucket, slice) = (row.site.clone(), row.bucket, row.slice.to_slice());
+                // The capacity `push` would give the first visitor.
+                let mut visitors = Vec::with_capacity(4);
+                visitors.push(visitor);
+                self.uniques.insert(UniqueId { site, bucket, slice }, visitors);
+            }
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.counters.is_empty()
             && self.uniques.is_empty()
@@ -243,5 +478,38 @@ mod tests {
         b.incr(id.clone(), 0);
         assert_eq!(b.counters.len(), 1);
         assert_eq!(b.counters[&id], 7);
+    }
+
+    #[test]
+    fn keys_by_parts_are_the_same_keys() {
+        let bucket = Bucket { grain: crate::time::Grain::Day, index: 1 };
+        let page: Arc<str> = "/a".into();
+        let by = |counter| CounterId {
+            site: "a.com".into(),
+            bucket,
+            slice: Slice::By(Dim::Page, "/a".into()),
+            counter,
+        };
+        let mut b = WriteBatch::default();
+        b.incr(by(Counter::Events), 1);
+        // Equal strings in other allocations name the same key.
+        let site: Arc<str> = "a.com".into();
+        let rows = SiteRows::new(&site);
+        let row = rows.row(bucket, SliceRef::By(&Dim::Page, &page));
+        b.incr_row(&row, Counter::Events, 2);
+        b.incr_row(&row, Counter::Pageviews, 3);
+        b.incr_row(&row, Counter::Visits, 0);
+        b.incr_row(&rows.row(bucket, SliceRef::Total), Counter::Events, 4);
+        b.incr_row(&rows.row(bucket, SliceRef::By(&Dim::EntryPage, &page)), Counter::Events, 5);
+        assert_eq!(b.counters.len(), 4);
+        assert_eq!(b.counters[&by(Counter::Events)], 3);
+        assert_eq!(b.counters[&by(Counter::Pageviews)], 3);
+
+        let unique = UniqueId { site: "a.com".into(), bucket, slice: Slice::Total };
+        b.add_unique(unique.clone(), 1);
+        b.add_unique_row(&rows.row(bucket, SliceRef::Total), 2);
+        b.add_unique_row(&row, 3);
+        assert_eq!(b.uniques.len(), 2);
+        assert_eq!(b.uniques[&unique], [1, 2]);
     }
 }

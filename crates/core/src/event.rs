@@ -8,7 +8,7 @@ pub const PAGEVIEW: &str = "pageview";
 /// One event after decoding, validation, identification and classification: what the raw
 /// event log keeps and every later stage reads. Nothing raw about a person: no IP address and
 /// no user agent string, only the keyed-hash visitor id and parsed categories.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
     /// Site domain, as registered (`example.com`).
     pub site: String,

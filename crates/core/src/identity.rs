@@ -5,8 +5,14 @@
 //! older ones are destroyed, so yesterday's visitors cannot be linked to last week's. An
 //! identified user (`user_id`) is a keyed hash of the user id under a per-installation key that
 //! never rotates, so the user is the same visitor every day.
+//!
+//! The keyed hash is a pseudorandom function: SipHash-2-4 for anonymous visitors, which every
+//! event is hashed under twice, and blake3 for users and client session ids.
+
+use std::hash::Hasher;
 
 use serde::{Deserialize, Serialize};
+use siphasher::sip::SipHasher24;
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -59,9 +65,8 @@ impl Salts {
 
     /// The anonymous visitor id under today's salt, and under yesterday's when it is kept.
     pub fn visitor(&self, site: &str, ip: &str, user_agent: &str) -> (u64, Option<u64>) {
-        let current = keyed_hash(&self.current.key, &[site, ip, user_agent]);
-        let previous = self.previous.as_ref().map(|s| keyed_hash(&s.key, &[site, ip, user_agent]));
-        (current, previous)
+        let id = |salt: &Salt| sip_hash(&salt.key, &[site, ip, user_agent]);
+        (id(&self.current), self.previous.as_ref().map(id))
     }
 
     /// The visitor id of an identified user.
@@ -85,6 +90,21 @@ fn keyed_hash(key: &[u8; 32], parts: &[&str]) -> u64 {
     let mut out = [0; 8];
     h.finalize_xof().fill(&mut out);
     u64::from_le_bytes(out)
+}
+
+/// Like [`keyed_hash`], but SipHash-2-4, a keyed pseudorandom function made for short inputs,
+/// under the salt's first 128 bits (a full SipHash key; the salt is random throughout). Every
+/// event is identified under two salts: blake3 would spend a compression, some 100 ns, on each
+/// 64 bytes of the ~200 (the user agent is most of them), SipHash some 60 ns on all of it.
+fn sip_hash(key: &[u8; 32], parts: &[&str]) -> u64 {
+    let word = |i: usize| u64::from_le_bytes(key[i..i + 8].try_into().expect("8 bytes"));
+    let mut h = SipHasher24::new_with_keys(word(0), word(8));
+    for p in parts {
+        // Length-prefix each part so ("ab", "c") and ("a", "bc") differ.
+        h.write(&(p.len() as u64).to_le_bytes());
+        h.write(p.as_bytes());
+    }
+    h.finish()
 }
 
 #[cfg(test)]

@@ -19,9 +19,13 @@
 //!
 //! Unknown fields are ignored and `null` counts as absent. Lengths count characters, not bytes.
 
+use std::borrow::Cow;
+use std::fmt;
+
 use percent_encoding::percent_decode_str;
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
-use url::Url;
+use url::{Url, form_urlencoded};
 
 use crate::event::Event;
 use crate::identity::{Salts, session_hint};
@@ -62,10 +66,7 @@ pub enum RequestError {
     #[error("the body is not valid JSON: {0}")]
     NotJson(String),
     #[error("the body must be {expected}, not {found}")]
-    WrongShape {
-        expected: &'static str,
-        found: &'static str,
-    },
+    WrongShape { expected: &'static str, found: &'static str },
     #[error("the body is an empty array: send at least one event")]
     EmptyBatch,
     #[error("too many events: {0} in one request, at most {MAX_EVENTS}")]
@@ -130,11 +131,7 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: Field, payload: Payload, rule: impl Into<String>) -> FieldError {
-        FieldError {
-            field,
-            payload,
-            rule: rule.into(),
-        }
+        FieldError { field, payload, rule: rule.into() }
     }
 
     /// The event names a site that is not registered (checked by the server, which owns the list).
@@ -180,15 +177,9 @@ impl Incoming {
             None => salts.visitor(&site.domain, ip, user_agent),
         };
         // A referrer on the site itself is internal navigation, not a source.
-        let external = self
-            .referrer_host
-            .as_deref()
-            .is_some_and(|h| !same_site(h, &site.domain));
-        let (referrer, referrer_host) = if external {
-            (self.referrer, self.referrer_host)
-        } else {
-            (None, None)
-        };
+        let external = self.referrer_host.as_deref().is_some_and(|h| !same_site(h, &site.domain));
+        let (referrer, referrer_host) =
+            if external { (self.referrer, self.referrer_host) } else { (None, None) };
         Event {
             site: site.domain.clone(),
             ts: self.ts,
@@ -212,12 +203,17 @@ impl Incoming {
 /// Whether `host` is the site's domain or a subdomain of it (`www.` included). A port on the
 /// site's domain is ignored: pages and referrers are compared by host.
 pub fn same_site(host: &str, site_domain: &str) -> bool {
-    let domain = site_domain.split(':').next().unwrap_or(site_domain);
-    let host = host.to_ascii_lowercase();
-    host == domain
-        || host
-            .strip_suffix(domain)
-            .is_some_and(|rest| rest.ends_with('.'))
+    let domain = site_domain.split(':').next().unwrap_or(site_domain).as_bytes();
+    // `host` lower-cased is `domain`, or ends in `.` and `domain`; compared byte by byte rather
+    // than by lower-casing a copy, as this runs for every event with a referrer.
+    let lower_is_domain = |h: &[u8]| {
+        h.len() == domain.len() && h.iter().zip(domain).all(|(a, b)| a.to_ascii_lowercase() == *b)
+    };
+    let host = host.as_bytes();
+    lower_is_domain(host)
+        || host.len() > domain.len()
+            && host[host.len() - domain.len() - 1] == b'.'
+            && lower_is_domain(&host[host.len() - domain.len()..])
 }
 
 /// The host of an `Origin` header value (`https://shop.example.com:8443` → `shop.example.com`).
@@ -228,81 +224,422 @@ pub fn origin_host(origin: &str) -> Option<String> {
 }
 
 /// Decodes a request body into one result per event, in order.
+///
+/// The body is parsed once, straight into what validation reads: strings stay borrowed from the
+/// body where they have no escapes, and of unknown fields nothing is kept. It is parsed as
+/// strictly as into a [`Value`] (every value in full, with the same nesting limit), so the same
+/// bodies are rejected, with the same messages.
 pub fn decode(
     payload: Payload,
     body: &[u8],
     clock: Clock,
 ) -> Result<Vec<Result<Incoming, FieldError>>, RequestError> {
     let text = std::str::from_utf8(body).map_err(|e| RequestError::NotUtf8(e.valid_up_to()))?;
-    let value: Value =
-        serde_json::from_str(text).map_err(|e| RequestError::NotJson(e.to_string()))?;
-    let events = match (payload, value) {
-        (_, Value::Object(obj)) => vec![Value::Object(obj)],
-        (Payload::Browser | Payload::Server, Value::Array(items)) => items,
+    // Room for as many events as the body likely holds (an event is some hundreds of bytes),
+    // rather than growing, and copying, the events read so far again and again.
+    let mut events = Vec::with_capacity((text.len() / 128 + 1).min(MAX_EVENTS + 1));
+    let mut de = serde_json::Deserializer::from_str(text);
+    let parsed = BodySeed { payload, events: &mut events }
+        .deserialize(&mut de)
+        .and_then(|body| de.end().map(|()| body));
+    let items = match (payload, parsed.map_err(|e| RequestError::NotJson(e.to_string()))?) {
+        (_, Body::Object) => vec![Item::Event(0)],
+        (Payload::Browser | Payload::Server, Body::Array(items)) => items,
         (_, other) => {
             let expected = match payload {
                 Payload::Plausible => "one JSON object (one event per request)",
                 Payload::Browser | Payload::Server => "a JSON object or an array of objects",
             };
-            return Err(RequestError::WrongShape {
-                expected,
-                found: kind_of(&other),
-            });
+            let found = match other {
+                Body::Array(_) => "an array",
+                Body::Object => "an object",
+                Body::Other(kind) => kind,
+            };
+            return Err(RequestError::WrongShape { expected, found });
         }
     };
-    if events.is_empty() {
+    if items.is_empty() {
         return Err(RequestError::EmptyBatch);
     }
-    if events.len() > MAX_EVENTS {
-        return Err(RequestError::TooManyEvents(events.len()));
+    if items.len() > MAX_EVENTS {
+        return Err(RequestError::TooManyEvents(items.len()));
     }
-    Ok(events
+    let mut sites = SiteCache::default();
+    Ok(items
         .iter()
-        .map(|v| decode_event(payload, v, clock))
+        .map(|item| match item {
+            Item::Event(i) => decode_event(payload, &events[*i], clock, &mut sites),
+            Item::NotAnObject => {
+                Err(FieldError::new(Field::Event, payload, "must be a JSON object"))
+            }
+        })
         .collect())
 }
 
-fn kind_of(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+/// A request body as [`decode`] reads it; its event objects are kept aside, in order.
+enum Body {
+    Object,
+    Array(Vec<Item>),
+    /// Neither; the kind of value it is.
+    Other(&'static str),
+}
+
+/// An element of a batch.
+enum Item {
+    /// The index of its event object.
+    Event(usize),
+    NotAnObject,
+}
+
+/// The fields of an event object that its payload reads, by [`Field`]; the last one wins when a
+/// key repeats, as in a JSON object parsed into a map.
+#[derive(Default)]
+struct RawEvent<'a> {
+    fields: [Option<Loose<'a>>; 10],
+}
+
+/// The field a payload reads under `key`, if any. Only the server payload reads `user_id`.
+fn field_of(payload: Payload, key: &str) -> Option<Field> {
+    let field = match key {
+        "site" | "d" => Field::Site,
+        "name" | "n" => Field::Name,
+        "url" | "u" => Field::Url,
+        "referrer" | "r" => Field::Referrer,
+        "ts" => Field::Ts,
+        "props" | "p" => Field::Props,
+        "screen_width" | "w" => Field::ScreenWidth,
+        "session_id" => Field::SessionId,
+        "user_id" => Field::UserId,
+        _ => return None,
+    };
+    let read = field != Field::UserId || payload == Payload::Server;
+    (read && field.key(payload) == key).then_some(field)
+}
+
+/// A JSON value, as much of it as validation needs: numbers and strings (borrowed from the body
+/// when unescaped), and only the kind of arrays and of objects other than `props`.
+#[derive(Debug)]
+enum Loose<'a> {
+    Null,
+    Bool(bool),
+    Number(serde_json::Number),
+    Str(Cow<'a, str>),
+    Array,
+    /// An object's entries, in the order they came (kept only where asked for).
+    Object(Vec<(Cow<'a, str>, Loose<'a>)>),
+}
+
+impl<'a> Loose<'a> {
+    fn from_value(v: &'a Value) -> Loose<'a> {
+        match v {
+            Value::Null => Loose::Null,
+            Value::Bool(b) => Loose::Bool(*b),
+            Value::Number(n) => Loose::Number(n.clone()),
+            Value::String(s) => Loose::Str(Cow::Borrowed(s)),
+            Value::Array(_) => Loose::Array,
+            Value::Object(_) => Loose::Object(Vec::new()),
+        }
+    }
+
+    fn as_i64(&self) -> Option<i64> {
+        match self {
+            Loose::Number(n) => n.as_i64(),
+            _ => None,
+        }
+    }
+
+    fn as_u64(&self) -> Option<u64> {
+        match self {
+            Loose::Number(n) => n.as_u64(),
+            _ => None,
+        }
     }
 }
 
+// Deserialisation of a body. Every visitor accepts every kind of value and reads arrays and
+// objects through to the end with `deserialize_any`, as `Value` does, so a body is valid JSON
+// here exactly when it is one for `serde_json::from_str::<Value>`.
+
+/// Reads a body, keeping its event objects in `events`.
+struct BodySeed<'e, 'de> {
+    payload: Payload,
+    events: &'e mut Vec<RawEvent<'de>>,
+}
+
+impl<'de> DeserializeSeed<'de> for BodySeed<'_, 'de> {
+    type Value = Body;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Body, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for BodySeed<'_, 'de> {
+    type Value = Body;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Body, A::Error> {
+        read_event(self.payload, map, self.events).map(|_| Body::Object)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Body, A::Error> {
+        let mut items = Vec::with_capacity(self.events.capacity());
+        let payload = self.payload;
+        while let Some(item) = seq.next_element_seed(ItemSeed { payload, events: self.events })? {
+            items.push(item);
+        }
+        Ok(Body::Array(items))
+    }
+
+    fn visit_unit<E>(self) -> Result<Body, E> {
+        Ok(Body::Other("null"))
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Body, E> {
+        Ok(Body::Other("a boolean"))
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Body, E> {
+        Ok(Body::Other("a number"))
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Body, E> {
+        Ok(Body::Other("a number"))
+    }
+
+    fn visit_f64<E>(self, f: f64) -> Result<Body, E> {
+        // `Value` has no infinite numbers; it would hold `null`.
+        Ok(Body::Other(if f.is_finite() { "a number" } else { "null" }))
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Body, E> {
+        Ok(Body::Other("a string"))
+    }
+}
+
+/// Reads an element of a batch.
+struct ItemSeed<'e, 'de> {
+    payload: Payload,
+    events: &'e mut Vec<RawEvent<'de>>,
+}
+
+impl<'de> DeserializeSeed<'de> for ItemSeed<'_, 'de> {
+    type Value = Item;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Item, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ItemSeed<'_, 'de> {
+    type Value = Item;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Item, A::Error> {
+        read_event(self.payload, map, self.events).map(Item::Event)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Item, A::Error> {
+        INNER.visit_seq(seq).map(|_| Item::NotAnObject)
+    }
+
+    fn visit_unit<E>(self) -> Result<Item, E> {
+        Ok(Item::NotAnObject)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Item, E> {
+        Ok(Item::NotAnObject)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Item, E> {
+        Ok(Item::NotAnObject)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Item, E> {
+        Ok(Item::NotAnObject)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Item, E> {
+        Ok(Item::NotAnObject)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Item, E> {
+        Ok(Item::NotAnObject)
+    }
+}
+
+/// Reads an event object into a new entry of `events`, filled in place (an event is a few
+/// hundred bytes, better not moved about), and returns its index.
+fn read_event<'de, A: MapAccess<'de>>(
+    payload: Payload,
+    mut map: A,
+    events: &mut Vec<RawEvent<'de>>,
+) -> Result<usize, A::Error> {
+    events.push(RawEvent::default());
+    let index = events.len() - 1;
+    let event = &mut events[index];
+    while let Some(key) = map.next_key_seed(KeySeed)? {
+        match field_of(payload, &key) {
+            Some(field) => {
+                let seed = LooseSeed { entries: field == Field::Props };
+                event.fields[field as usize] = Some(map.next_value_seed(seed)?);
+            }
+            None => {
+                map.next_value_seed(INNER)?;
+            }
+        }
+    }
+    Ok(index)
+}
+
+/// An object key, borrowed from the body unless it has escapes.
+struct KeySeed;
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Cow<'de, str>, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Borrowed(s))
+    }
+
+    fn visit_str<E>(self, s: &str) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Owned(s.to_owned()))
+    }
+
+    fn visit_string<E>(self, s: String) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Owned(s))
+    }
+}
+
+/// Reads any value: an object with its entries when `entries` is set (`props`), or else only
+/// as its kind.
+#[derive(Clone, Copy)]
+struct LooseSeed {
+    entries: bool,
+}
+
+/// The seed for values whose content does not matter, only their validity.
+const INNER: LooseSeed = LooseSeed { entries: false };
+
+impl<'de> DeserializeSeed<'de> for LooseSeed {
+    type Value = Loose<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Loose<'de>, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for LooseSeed {
+    type Value = Loose<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_unit<E>(self) -> Result<Loose<'de>, E> {
+        Ok(Loose::Null)
+    }
+
+    fn visit_bool<E>(self, b: bool) -> Result<Loose<'de>, E> {
+        Ok(Loose::Bool(b))
+    }
+
+    fn visit_i64<E>(self, i: i64) -> Result<Loose<'de>, E> {
+        Ok(Loose::Number(i.into()))
+    }
+
+    fn visit_u64<E>(self, u: u64) -> Result<Loose<'de>, E> {
+        Ok(Loose::Number(u.into()))
+    }
+
+    fn visit_f64<E>(self, f: f64) -> Result<Loose<'de>, E> {
+        // As `Value` holds it: there are no infinite JSON numbers.
+        Ok(serde_json::Number::from_f64(f).map_or(Loose::Null, Loose::Number))
+    }
+
+    fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Loose<'de>, E> {
+        Ok(Loose::Str(Cow::Borrowed(s)))
+    }
+
+    fn visit_str<E>(self, s: &str) -> Result<Loose<'de>, E> {
+        Ok(Loose::Str(Cow::Owned(s.to_owned())))
+    }
+
+    fn visit_string<E>(self, s: String) -> Result<Loose<'de>, E> {
+        Ok(Loose::Str(Cow::Owned(s)))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Loose<'de>, A::Error> {
+        while seq.next_element_seed(INNER)?.is_some() {}
+        Ok(Loose::Array)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Loose<'de>, A::Error> {
+        let mut entries = Vec::new();
+        while let Some(key) = map.next_key_seed(KeySeed)? {
+            let value = map.next_value_seed(INNER)?;
+            if self.entries {
+                entries.push((key, value));
+            }
+        }
+        Ok(Loose::Object(entries))
+    }
+}
+
+/// The site of the previous event of a request and its normalised form: a batch's events are
+/// nearly always for one site.
+#[derive(Default)]
+struct SiteCache {
+    raw: String,
+    normalized: String,
+}
+
 /// The field reader for one event object.
-struct Reader<'a> {
-    obj: &'a Map<String, Value>,
+struct Reader<'r, 'a> {
+    event: &'r RawEvent<'a>,
     payload: Payload,
 }
 
-impl Reader<'_> {
+impl<'r> Reader<'r, '_> {
     fn err(&self, field: Field, rule: impl Into<String>) -> FieldError {
         FieldError::new(field, self.payload, rule)
     }
 
     /// The field's value; `null` counts as absent.
-    fn get(&self, field: Field) -> Option<&Value> {
-        self.obj
-            .get(field.key(self.payload))
-            .filter(|v| !v.is_null())
+    fn get(&self, field: Field) -> Option<&'r Loose<'r>> {
+        self.event.fields[field as usize].as_ref().filter(|v| !matches!(v, Loose::Null))
     }
 
-    fn string(&self, field: Field, max_chars: usize) -> Result<Option<&str>, FieldError> {
+    fn string(&self, field: Field, max_chars: usize) -> Result<Option<&'r str>, FieldError> {
         match self.get(field) {
             None => Ok(None),
-            Some(Value::String(s)) if s.chars().count() > max_chars => {
+            Some(Loose::Str(s)) if longer_than(s, max_chars) => {
                 Err(self.err(field, format!("at most {max_chars} characters")))
             }
-            Some(Value::String(s)) => Ok(Some(s)),
+            Some(Loose::Str(s)) => Ok(Some(s)),
             Some(_) => Err(self.err(field, "must be a string")),
         }
     }
 
-    fn required(&self, field: Field, max_chars: usize) -> Result<&str, FieldError> {
+    fn required(&self, field: Field, max_chars: usize) -> Result<&'r str, FieldError> {
         match self.string(field, max_chars)? {
             None => Err(self.err(field, "required")),
             Some("") => Err(self.err(field, "must not be empty")),
@@ -311,50 +648,52 @@ impl Reader<'_> {
     }
 }
 
-fn decode_event(payload: Payload, value: &Value, clock: Clock) -> Result<Incoming, FieldError> {
-    let Value::Object(obj) = value else {
-        return Err(FieldError::new(
-            Field::Event,
-            payload,
-            "must be a JSON object",
-        ));
-    };
-    let r = Reader { obj, payload };
+/// Whether `s` has more than `max` characters; counted only when its bytes could be.
+fn longer_than(s: &str, max: usize) -> bool {
+    s.len() > max && s.chars().count() > max
+}
+
+fn decode_event(
+    payload: Payload,
+    event: &RawEvent,
+    clock: Clock,
+    sites: &mut SiteCache,
+) -> Result<Incoming, FieldError> {
+    let r = Reader { event, payload };
 
     let site = r.required(Field::Site, usize::MAX)?;
-    let site = normalize_domain(site).map_err(|e| r.err(Field::Site, e.to_string()))?;
+    if site != sites.raw {
+        let normalized = normalize_domain(site).map_err(|e| r.err(Field::Site, e.to_string()))?;
+        *sites = SiteCache { raw: site.to_owned(), normalized };
+    }
+    let site = sites.normalized.clone();
     let name = r.required(Field::Name, MAX_NAME_CHARS)?.to_owned();
 
     let url = r.required(Field::Url, MAX_URL_CHARS)?;
-    let url = Url::parse(url)
+    let url = parse_url(url)
         .ok()
-        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
+        .filter(|u| u.is_http() && u.host().is_some())
         .ok_or_else(|| r.err(Field::Url, "must be an absolute http(s) URL"))?;
     let page = match decode_path(url.path()) {
         p if p.is_empty() => "/".to_owned(),
         p => p,
     };
-    let utm = |key: &str| {
-        url.query_pairs()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.into_owned())
-            .filter(|v| !v.is_empty())
-    };
+    let [utm_source, utm_medium, utm_campaign] = utm_tags(url.query());
 
     let (referrer, referrer_host) = match r.string(Field::Referrer, MAX_URL_CHARS)? {
         None | Some("") => (None, None),
         Some(s) => {
             let url =
-                Url::parse(s).map_err(|_| r.err(Field::Referrer, "must be an absolute URL"))?;
+                parse_url(s).map_err(|_| r.err(Field::Referrer, "must be an absolute URL"))?;
             // A referrer without a host (`about:blank`) names no source.
-            match url.host_str() {
+            match url.host() {
                 None => (None, None),
                 Some(host) => {
                     let host = host.strip_prefix("www.").unwrap_or(host).to_owned();
                     let path = decode_path(url.path());
                     // The root page adds nothing: `google.com`, not `google.com/`.
                     let path = if path == "/" { "" } else { &path };
-                    (Some(format!("{host}{path}")), Some(host))
+                    (Some([host.as_str(), path].concat()), Some(host))
                 }
             }
         }
@@ -404,9 +743,9 @@ fn decode_event(payload: Payload, value: &Value, clock: Clock) -> Result<Incomin
         name,
         ts,
         page,
-        utm_source: utm("utm_source"),
-        utm_medium: utm("utm_medium"),
-        utm_campaign: utm("utm_campaign"),
+        utm_source,
+        utm_medium,
+        utm_campaign,
         referrer,
         referrer_host,
         props,
@@ -414,6 +753,163 @@ fn decode_event(payload: Payload, value: &Value, clock: Clock) -> Result<Incomin
         session_id,
         user_id,
     })
+}
+
+/// `utm_source`, `utm_medium` and `utm_campaign` of a URL's query: the first of each key, if
+/// not empty.
+fn utm_tags(query: Option<&str>) -> [Option<String>; 3] {
+    const KEYS: [&str; 3] = ["utm_source", "utm_medium", "utm_campaign"];
+    let mut found: [Option<Option<String>>; 3] = Default::default();
+    for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        if let Some(i) = KEYS.iter().position(|key| *key == k) {
+            found[i].get_or_insert_with(|| Some(v.into_owned()).filter(|v| !v.is_empty()));
+        }
+    }
+    found.map(Option::flatten)
+}
+
+/// A URL as events use it.
+enum ParsedUrl<'a> {
+    /// An `http(s)` URL already in the form [`Url::parse`] would give it (see [`simple_url`]).
+    Simple {
+        host: &'a str,
+        path: &'a str,
+        query: Option<&'a str>,
+    },
+    Parsed(Url),
+}
+
+impl ParsedUrl<'_> {
+    fn is_http(&self) -> bool {
+        match self {
+            ParsedUrl::Simple { .. } => true,
+            ParsedUrl::Parsed(url) => matches!(url.scheme(), "http" | "https"),
+        }
+    }
+
+    fn host(&self) -> Option<&str> {
+        match self {
+            ParsedUrl::Simple { host, .. } => Some(host),
+            ParsedUrl::Parsed(url) => url.host_str(),
+        }
+    }
+
+    fn path(&self) -> &str {
+        match self {
+            ParsedUrl::Simple { path, .. } => path,
+            ParsedUrl::Parsed(url) => url.path(),
+        }
+    }
+
+    fn query(&self) -> Option<&str> {
+        match self {
+            ParsedUrl::Simple { query, .. } => *query,
+            ParsedUrl::Parsed(url) => url.query(),
+        }
+    }
+}
+
+/// Parses an absolute URL. Nearly every URL a tracker sends (`https://example.com/a/b?c=d`) is
+/// already in the form `Url::parse` would give it; those are taken apart where they are, and
+/// the rest, along with anything unusual, go through `Url::parse`.
+fn parse_url(s: &str) -> Result<ParsedUrl<'_>, url::ParseError> {
+    match simple_url(s) {
+        Some(simple) => Ok(simple),
+        None => Url::parse(s).map(ParsedUrl::Parsed),
+    }
+}
+
+/// The parts of `s` if it is an `http(s)` URL that `Url::parse` would leave as it is, up to its
+/// fragment: a lower-case scheme, `//`, a lower-case ASCII domain name (no user, port, IP
+/// address or IDNA label), and a path and query of characters that are never percent-encoded
+/// or otherwise rewritten, with no `.` or `..` segments. Anything else gives `None`; the
+/// `simple_urls_are_as_url_parses_them` test holds this to `Url::parse` over many inputs.
+fn simple_url(s: &str) -> Option<ParsedUrl<'_>> {
+    let rest = s.strip_prefix("https://").or_else(|| s.strip_prefix("http://"))?;
+    let bytes = rest.as_bytes();
+    let host_end = bytes.iter().position(|b| matches!(b, b'/' | b'?' | b'#')).unwrap_or(rest.len());
+    let host = &rest[..host_end];
+    if !simple_host(host) {
+        return None;
+    }
+    let mut i = host_end;
+    while i < bytes.len() && !matches!(bytes[i], b'?' | b'#') {
+        // A segment that begins with `.` (or `%`, which may spell one) may be `.` or `..`.
+        let segment_start = bytes[i - 1] == b'/';
+        if !PATH_CHARS[usize::from(bytes[i])] || segment_start && matches!(bytes[i], b'.' | b'%') {
+            return None;
+        }
+        i += 1;
+    }
+    let path = match &rest[host_end..i] {
+        "" => "/",
+        path => path,
+    };
+    let query = match bytes.get(i) {
+        Some(b'?') => {
+            let start = i + 1;
+            i = start;
+            while i < bytes.len() && bytes[i] != b'#' {
+                if !QUERY_CHARS[usize::from(bytes[i])] {
+                    return None;
+                }
+                i += 1;
+            }
+            Some(&rest[start..i])
+        }
+        _ => None,
+    };
+    Some(ParsedUrl::Simple { host, path, query })
+}
+
+/// Whether a host is a domain name that `Url::parse` leaves as it is: labels of lower-case ASCII
+/// letters, digits and inner `-`, none empty or beginning with `xn--` (IDNA), and the last not
+/// beginning with a digit (which could make the host an IPv4 address).
+fn simple_host(host: &str) -> bool {
+    let mut label_start = 0;
+    for (i, &c) in host.as_bytes().iter().enumerate() {
+        let label_ends = c == b'.';
+        if label_ends && !simple_label(&host[label_start..i]) {
+            return false;
+        }
+        if label_ends {
+            label_start = i + 1;
+        } else if !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-') {
+            return false;
+        }
+    }
+    let last = &host[label_start..];
+    simple_label(last) && !last.as_bytes()[0].is_ascii_digit()
+}
+
+/// Whether a label of a [`simple_host`] is one: not empty, not beginning or ending with `-`, and
+/// not an IDNA label.
+fn simple_label(label: &str) -> bool {
+    !label.is_empty()
+        && !label.starts_with('-')
+        && !label.ends_with('-')
+        && !label.starts_with("xn--")
+}
+
+/// Bytes that `Url::parse` keeps as they are in a path; in a query. (It percent-encodes
+/// others, reads `\` as `/`, and so on.)
+static PATH_CHARS: [bool; 256] = ascii_set(b"-._~!$&'()*+,;=:@/%");
+static QUERY_CHARS: [bool; 256] = ascii_set(b"-._~!$&()*+,;=:@/?%[]");
+
+/// ASCII letters, digits and `extra`.
+const fn ascii_set(extra: &[u8]) -> [bool; 256] {
+    let mut set = [false; 256];
+    let mut c = 0;
+    while c < 128 {
+        set[c] = (c as u8).is_ascii_alphanumeric();
+        c += 1;
+    }
+    let mut i = 0;
+    while i < extra.len() {
+        set[extra[i] as usize] = true;
+        i += 1;
+    }
+    set
 }
 
 /// The time an event is recorded at, given the `ts` the client sent.
@@ -425,50 +921,75 @@ fn decode_event(payload: Payload, value: &Value, clock: Clock) -> Result<Incomin
 /// which would only be a bug (microseconds instead of milliseconds, a broken clock).
 fn resolve_ts(payload: Payload, ts: i64, clock: Clock) -> Result<i64, String> {
     match payload {
-        Payload::Server if ts > clock.now_ms.saturating_add(clock.max_skew_ms) => Err(format!(
-            "must not be more than {} ms ahead of server time",
-            clock.max_skew_ms
-        )),
+        Payload::Server if ts > clock.now_ms.saturating_add(clock.max_skew_ms) => {
+            Err(format!("must not be more than {} ms ahead of server time", clock.max_skew_ms))
+        }
         Payload::Server => Ok(ts),
-        Payload::Browser | Payload::Plausible => Ok(
-            if ts.abs_diff(clock.now_ms) <= clock.max_skew_ms.unsigned_abs() {
+        Payload::Browser | Payload::Plausible => {
+            Ok(if ts.abs_diff(clock.now_ms) <= clock.max_skew_ms.unsigned_abs() {
                 ts
             } else {
                 clock.now_ms
-            },
-        ),
+            })
+        }
     }
 }
 
 /// Percent-decodes a URL path; one that does not decode to UTF-8 is kept as sent.
 fn decode_path(path: &str) -> String {
-    percent_decode_str(path)
-        .decode_utf8()
-        .map_or_else(|_| path.to_owned(), |p| p.into_owned())
+    if !path.as_bytes().contains(&b'%') {
+        return path.to_owned();
+    }
+    percent_decode_str(path).decode_utf8().map_or_else(|_| path.to_owned(), |p| p.into_owned())
 }
 
 /// Custom properties: string values as they are; numbers and booleans are accepted and kept as
 /// their JSON text (`42`, `1.5`, `true`), since trackers send them and breakdowns only compare
 /// text. Anything else (`null`, arrays, objects) is rejected rather than guessed at.
-fn decode_props(r: &Reader, value: &Value) -> Result<Vec<(String, String)>, FieldError> {
-    let parsed;
-    let obj = match value {
-        Value::Object(obj) => obj,
+fn decode_props(r: &Reader, value: &Loose) -> Result<Vec<(String, String)>, FieldError> {
+    match value {
+        Loose::Object(entries) => {
+            // As a JSON object parsed into a map: by key, a repeated key keeping its last value.
+            let mut sorted: Vec<(&str, &Loose)> = entries.iter().map(|(k, v)| (&**k, v)).collect();
+            sorted.sort_by(|a, b| a.0.cmp(b.0));
+            let mut props: Vec<(&str, &Loose)> = Vec::with_capacity(sorted.len());
+            for (k, v) in sorted {
+                match props.last_mut() {
+                    Some(last) if last.0 == k => *last = (k, v),
+                    _ => props.push((k, v)),
+                }
+            }
+            check_props(r, &props)
+        }
         // Plausible's script sends props as a JSON-encoded string.
-        Value::String(s) if r.payload == Payload::Plausible => {
-            parsed = serde_json::from_str::<Value>(s).ok();
-            match &parsed {
-                Some(Value::Object(obj)) => obj,
-                _ => return Err(r.err(Field::Props, "must be an object or a JSON-encoded object")),
+        Loose::Str(s) if r.payload == Payload::Plausible => {
+            match serde_json::from_str::<Value>(s).ok() {
+                Some(Value::Object(obj)) => check_map_props(r, &obj),
+                _ => Err(r.err(Field::Props, "must be an object or a JSON-encoded object")),
             }
         }
-        _ => return Err(r.err(Field::Props, "must be an object")),
-    };
-    if obj.len() > MAX_PROPS {
+        _ => Err(r.err(Field::Props, "must be an object")),
+    }
+}
+
+/// [`check_props`] for an object parsed into a map (already by key, each key once).
+fn check_map_props(
+    r: &Reader,
+    obj: &Map<String, Value>,
+) -> Result<Vec<(String, String)>, FieldError> {
+    let values: Vec<Loose> = obj.values().map(Loose::from_value).collect();
+    let props: Vec<(&str, &Loose)> = obj.keys().map(|k| &**k).zip(&values).collect();
+    check_props(r, &props)
+}
+
+/// Checks properties, in key order, and keeps them as text.
+fn check_props(r: &Reader, props: &[(&str, &Loose)]) -> Result<Vec<(String, String)>, FieldError> {
+    if props.len() > MAX_PROPS {
         return Err(r.err(Field::Props, format!("at most {MAX_PROPS} properties")));
     }
-    obj.iter()
-        .map(|(k, v)| {
+    props
+        .iter()
+        .map(|&(k, v)| {
             if k.is_empty() {
                 return Err(r.err(Field::Props, "keys must not be empty"));
             }
@@ -477,16 +998,16 @@ fn decode_props(r: &Reader, value: &Value) -> Result<Vec<(String, String)>, Fiel
             if k.contains(':') {
                 return Err(r.err(Field::Props, format!("key `{k}` must not contain `:`")));
             }
-            if k.chars().count() > MAX_PROP_KEY_CHARS {
+            if longer_than(k, MAX_PROP_KEY_CHARS) {
                 return Err(r.err(
                     Field::Props,
                     format!("keys must be at most {MAX_PROP_KEY_CHARS} characters"),
                 ));
             }
             let v = match v {
-                Value::String(s) => s.clone(),
-                Value::Number(n) => n.to_string(),
-                Value::Bool(b) => b.to_string(),
+                Loose::Str(s) => s.to_string(),
+                Loose::Number(n) => n.to_string(),
+                Loose::Bool(b) => b.to_string(),
                 _ => {
                     return Err(r.err(
                         Field::Props,
@@ -494,13 +1015,13 @@ fn decode_props(r: &Reader, value: &Value) -> Result<Vec<(String, String)>, Fiel
                     ));
                 }
             };
-            if v.chars().count() > MAX_PROP_VALUE_CHARS {
+            if longer_than(&v, MAX_PROP_VALUE_CHARS) {
                 return Err(r.err(
                     Field::Props,
                     format!("value of `{k}` must be at most {MAX_PROP_VALUE_CHARS} characters"),
                 ));
             }
-            Ok((k.clone(), v))
+            Ok((k.to_owned(), v))
         })
         .collect()
 }
@@ -512,10 +1033,7 @@ mod tests {
     use super::*;
 
     const NOW: i64 = 1_795_356_330_000; // 2026-11-22T14:05:30Z
-    const CLOCK: Clock = Clock {
-        now_ms: NOW,
-        max_skew_ms: 300_000,
-    };
+    const CLOCK: Clock = Clock { now_ms: NOW, max_skew_ms: 300_000 };
 
     fn one(payload: Payload, v: Value) -> Result<Incoming, FieldError> {
         let mut out = decode(payload, v.to_string().as_bytes(), CLOCK).expect("request is valid");
@@ -526,9 +1044,7 @@ mod tests {
     fn browser(extra: Value) -> Result<Incoming, FieldError> {
         let mut v =
             json!({"site": "example.com", "name": "pageview", "url": "https://example.com/"});
-        v.as_object_mut()
-            .unwrap()
-            .extend(extra.as_object().unwrap().clone());
+        v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
         one(Payload::Browser, v)
     }
 
@@ -550,19 +1066,12 @@ mod tests {
 
     #[test]
     fn whole_request_errors() {
-        let d = |body: &[u8]| {
-            decode(Payload::Browser, body, CLOCK)
-                .unwrap_err()
-                .to_string()
-        };
+        let d = |body: &[u8]| decode(Payload::Browser, body, CLOCK).unwrap_err().to_string();
         assert_eq!(
             d(b"{\"site\": \"a\xff\"}"),
             "the body is not valid UTF-8 (invalid byte at offset 11)"
         );
-        assert_eq!(
-            d(b"site=a"),
-            "the body is not valid JSON: expected value at line 1 column 1"
-        );
+        assert_eq!(d(b"site=a"), "the body is not valid JSON: expected value at line 1 column 1");
         assert_eq!(
             d(b""),
             "the body is not valid JSON: EOF while parsing a value at line 1 column 0"
@@ -571,22 +1080,11 @@ mod tests {
             d(b"\"x\""),
             "the body must be a JSON object or an array of objects, not a string"
         );
-        assert_eq!(
-            d(b"null"),
-            "the body must be a JSON object or an array of objects, not null"
-        );
-        assert_eq!(
-            d(b"[]"),
-            "the body is an empty array: send at least one event"
-        );
+        assert_eq!(d(b"null"), "the body must be a JSON object or an array of objects, not null");
+        assert_eq!(d(b"[]"), "the body is an empty array: send at least one event");
         let many = Value::Array(vec![json!({}); 101]).to_string();
-        assert_eq!(
-            d(many.as_bytes()),
-            "too many events: 101 in one request, at most 100"
-        );
-        let plausible = decode(Payload::Plausible, b"[{}]", CLOCK)
-            .unwrap_err()
-            .to_string();
+        assert_eq!(d(many.as_bytes()), "too many events: 101 in one request, at most 100");
+        let plausible = decode(Payload::Plausible, b"[{}]", CLOCK).unwrap_err().to_string();
         assert_eq!(
             plausible,
             "the body must be one JSON object (one event per request), not an array"
@@ -608,20 +1106,12 @@ mod tests {
             out[1].as_ref().unwrap_err().to_string(),
             "url: must be an absolute http(s) URL"
         );
-        assert_eq!(
-            out[2].as_ref().unwrap_err().to_string(),
-            "event: must be a JSON object"
-        );
+        assert_eq!(out[2].as_ref().unwrap_err().to_string(), "event: must be a JSON object");
         assert_eq!(out[2].as_ref().unwrap_err().field.name(), "event");
         assert_eq!(out[3].as_ref().unwrap().name, "signup");
         // Exactly 100 is allowed.
         let full = Value::Array(vec![json!({}); 100]).to_string();
-        assert_eq!(
-            decode(Payload::Browser, full.as_bytes(), CLOCK)
-                .unwrap()
-                .len(),
-            100
-        );
+        assert_eq!(decode(Payload::Browser, full.as_bytes(), CLOCK).unwrap().len(), 100);
     }
 
     #[test]
@@ -676,12 +1166,7 @@ mod tests {
             "site: `exa mple.com` is not a domain: use a host name such as `example.com` \
              (letters, digits, `-` and `.`)"
         );
-        assert_eq!(
-            browser(json!({"site": "https://Example.com/"}))
-                .unwrap()
-                .site,
-            "example.com"
-        );
+        assert_eq!(browser(json!({"site": "https://Example.com/"})).unwrap().site, "example.com");
         assert_eq!(
             FieldError::unknown_site(Payload::Browser, "example.org").to_string(),
             "site: example.org is not registered; add it with `footfall site add example.org`"
@@ -693,35 +1178,18 @@ mod tests {
         let v = json!({"site": "example.com", "url": "https://example.com/"});
         assert_eq!(err(Payload::Browser, v), "name: required");
         assert_eq!(browser_err(json!({"name": ""})), "name: must not be empty");
-        assert_eq!(
-            browser_err(json!({"name": ["x"]})),
-            "name: must be a string"
-        );
-        assert_eq!(
-            browser(json!({"name": "é".repeat(120)}))
-                .unwrap()
-                .name
-                .chars()
-                .count(),
-            120
-        );
-        assert_eq!(
-            browser_err(json!({"name": "é".repeat(121)})),
-            "name: at most 120 characters"
-        );
+        assert_eq!(browser_err(json!({"name": ["x"]})), "name: must be a string");
+        assert_eq!(browser(json!({"name": "é".repeat(120)})).unwrap().name.chars().count(), 120);
+        assert_eq!(browser_err(json!({"name": "é".repeat(121)})), "name: at most 120 characters");
     }
 
     #[test]
     fn url_rules() {
         let v = json!({"site": "example.com", "name": "pageview"});
         assert_eq!(err(Payload::Browser, v), "url: required");
-        for bad in [
-            "/pricing",
-            "example.com/pricing",
-            "ftp://example.com/",
-            "mailto:a@b.c",
-            "http://",
-        ] {
+        for bad in
+            ["/pricing", "example.com/pricing", "ftp://example.com/", "mailto:a@b.c", "http://"]
+        {
             assert_eq!(
                 browser_err(json!({ "url": bad })),
                 "url: must be an absolute http(s) URL",
@@ -753,10 +1221,7 @@ mod tests {
         let e =
             browser(json!({"url": "https://example.com/?utm_source=&utm_medium=cpc&utm_medium=x"}))
                 .unwrap();
-        assert_eq!(
-            (e.utm_source, e.utm_medium, e.utm_campaign),
-            (None, Some("cpc".into()), None)
-        );
+        assert_eq!((e.utm_source, e.utm_medium, e.utm_campaign), (None, Some("cpc".into()), None));
         let e =
             browser(json!({"url": "https://example.com/?utm_campaign=black%20friday"})).unwrap();
         assert_eq!(e.utm_campaign.as_deref(), Some("black friday"));
@@ -773,10 +1238,7 @@ mod tests {
             r(json!("https://news.ycombinator.com/item?id=1#c")),
             some("news.ycombinator.com/item", "news.ycombinator.com")
         );
-        assert_eq!(
-            r(json!("http://www.Google.com/")),
-            some("google.com", "google.com")
-        );
+        assert_eq!(r(json!("http://www.Google.com/")), some("google.com", "google.com"));
         assert_eq!(r(json!("https://t.co")), some("t.co", "t.co"));
         assert_eq!(
             r(json!("https://blog.example/a%20b/")),
@@ -789,19 +1251,10 @@ mod tests {
         assert_eq!(r(json!("")), (None, None));
         assert_eq!(r(json!(null)), (None, None));
         assert_eq!(r(json!("about:blank")), (None, None));
-        assert_eq!(
-            browser_err(json!({"referrer": "google"})),
-            "referrer: must be an absolute URL"
-        );
-        assert_eq!(
-            browser_err(json!({"referrer": 1})),
-            "referrer: must be a string"
-        );
+        assert_eq!(browser_err(json!({"referrer": "google"})), "referrer: must be an absolute URL");
+        assert_eq!(browser_err(json!({"referrer": 1})), "referrer: must be a string");
         let long = format!("https://e.com/{}", "a".repeat(2000));
-        assert_eq!(
-            browser_err(json!({ "referrer": long })),
-            "referrer: at most 2000 characters"
-        );
+        assert_eq!(browser_err(json!({ "referrer": long })), "referrer: at most 2000 characters");
     }
 
     #[test]
@@ -822,9 +1275,7 @@ mod tests {
     fn server(extra: Value) -> Result<Incoming, FieldError> {
         let mut v =
             json!({"site": "example.com", "name": "purchase", "url": "https://example.com/"});
-        v.as_object_mut()
-            .unwrap()
-            .extend(extra.as_object().unwrap().clone());
+        v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
         one(Payload::Server, v)
     }
 
@@ -836,34 +1287,19 @@ mod tests {
             server(json!({"ts": NOW - 400 * 86_400_000})).unwrap().ts,
             NOW - 400 * 86_400_000
         );
+        assert_eq!(server(json!({"ts": NOW + 300_000})).unwrap().ts, NOW + 300_000);
         assert_eq!(
-            server(json!({"ts": NOW + 300_000})).unwrap().ts,
-            NOW + 300_000
-        );
-        assert_eq!(
-            server(json!({"ts": NOW + 300_001}))
-                .unwrap_err()
-                .to_string(),
+            server(json!({"ts": NOW + 300_001})).unwrap_err().to_string(),
             "ts: must not be more than 300000 ms ahead of server time"
         );
     }
 
     #[test]
     fn user_id_only_from_servers() {
-        assert_eq!(
-            server(json!({"user_id": "u-1"}))
-                .unwrap()
-                .user_id
-                .as_deref(),
-            Some("u-1")
-        );
+        assert_eq!(server(json!({"user_id": "u-1"})).unwrap().user_id.as_deref(), Some("u-1"));
         assert_eq!(server(json!({"user_id": null})).unwrap().user_id, None);
         assert_eq!(
-            server(json!({"user_id": "x".repeat(256)}))
-                .unwrap()
-                .user_id
-                .unwrap()
-                .len(),
+            server(json!({"user_id": "x".repeat(256)})).unwrap().user_id.unwrap().len(),
             256
         );
         let e = |v: Value| server(json!({ "user_id": v })).unwrap_err().to_string();
@@ -892,10 +1328,7 @@ mod tests {
         assert_eq!(e(json!({"": "v"})), "props: keys must not be empty");
         assert_eq!(e(json!({"a:b": "v"})), "props: key `a:b` must not contain `:`");
         assert!(props(json!({ "k".repeat(64): "v" })).is_ok());
-        assert_eq!(
-            e(json!({ "k".repeat(65): "v" })),
-            "props: keys must be at most 64 characters"
-        );
+        assert_eq!(e(json!({ "k".repeat(65): "v" })), "props: keys must be at most 64 characters");
         assert!(props(json!({ "k": "v".repeat(256) })).is_ok());
         assert_eq!(
             e(json!({ "k": "v".repeat(257) })),
@@ -905,18 +1338,12 @@ mod tests {
             e(json!({"k": null})),
             "props: value of `k` must be a string, number or boolean"
         );
-        assert_eq!(
-            e(json!({"k": {}})),
-            "props: value of `k` must be a string, number or boolean"
-        );
+        assert_eq!(e(json!({"k": {}})), "props: value of `k` must be a string, number or boolean");
     }
 
     #[test]
     fn screen_width_and_session_id_rules() {
-        assert_eq!(
-            browser(json!({"screen_width": 0})).unwrap().screen_width,
-            Some(0)
-        );
+        assert_eq!(browser(json!({"screen_width": 0})).unwrap().screen_width, Some(0));
         let bad = "screen_width: must be a non-negative integer";
         assert_eq!(browser_err(json!({"screen_width": -1})), bad);
         assert_eq!(browser_err(json!({"screen_width": 1280.5})), bad);
@@ -950,10 +1377,7 @@ mod tests {
             ("example.com", "pageview", "/docs")
         );
         assert_eq!((e.referrer, e.utm_source.as_deref()), (None, Some("gh")));
-        assert_eq!(
-            e.props,
-            vec![("author".into(), "ana".into()), ("n".into(), "2".into())]
-        );
+        assert_eq!(e.props, vec![("author".into(), "ana".into()), ("n".into(), "2".into())]);
         assert_eq!((e.screen_width, e.ts), (Some(390), NOW));
 
         let base = json!({"n": "pageview", "u": "https://example.com/", "d": "example.com"});
@@ -962,29 +1386,14 @@ mod tests {
             b.as_object_mut().unwrap().insert(k.into(), v);
             b
         };
-        assert_eq!(
-            one(Payload::Plausible, with("p", json!({"a": "b"})))
-                .unwrap()
-                .props
-                .len(),
-            1
-        );
+        assert_eq!(one(Payload::Plausible, with("p", json!({"a": "b"}))).unwrap().props.len(), 1);
         assert_eq!(
             err(Payload::Plausible, with("u", json!("/x"))),
             "u: must be an absolute http(s) URL"
         );
-        assert_eq!(
-            err(Payload::Plausible, with("d", json!(null))),
-            "d: required"
-        );
-        assert_eq!(
-            err(Payload::Plausible, with("n", json!(""))),
-            "n: must not be empty"
-        );
-        assert_eq!(
-            err(Payload::Plausible, with("r", json!("nope"))),
-            "r: must be an absolute URL"
-        );
+        assert_eq!(err(Payload::Plausible, with("d", json!(null))), "d: required");
+        assert_eq!(err(Payload::Plausible, with("n", json!(""))), "n: must not be empty");
+        assert_eq!(err(Payload::Plausible, with("r", json!("nope"))), "r: must be an absolute URL");
         assert_eq!(
             err(Payload::Plausible, with("p", json!("[1]"))),
             "p: must be an object or a JSON-encoded object"
@@ -1011,18 +1420,13 @@ mod tests {
             "UA/1",
         );
         let (visitor, prev) = s.visitor("example.com", "203.0.113.9", "UA/1");
-        assert_eq!(
-            (e.visitor, e.prev_visitor, e.user_id.as_deref()),
-            (visitor, prev, None)
-        );
+        assert_eq!((e.visitor, e.prev_visitor, e.user_id.as_deref()), (visitor, prev, None));
         assert_eq!(e.session_hint, Some(session_hint("s-1")));
         assert!(!format!("{e:?}").contains("203.0.113.9"));
 
         let mut rotated = s.clone();
         rotated.rotate(NOW + 86_400_000, [1; 32]);
-        let e = browser(json!({}))
-            .unwrap()
-            .into_event(&site(), &rotated, "203.0.113.9", "UA/1");
+        let e = browser(json!({})).unwrap().into_event(&site(), &rotated, "203.0.113.9", "UA/1");
         assert_eq!(e.prev_visitor, Some(visitor), "yesterday's id is carried");
     }
 
@@ -1030,9 +1434,7 @@ mod tests {
     fn identified_users_are_hashed_by_user_id() {
         let mut s = salts();
         s.rotate(NOW + 86_400_000, [1; 32]);
-        let e = server(json!({"user_id": "u-1"}))
-            .unwrap()
-            .into_event(&site(), &s, "ip", "ua");
+        let e = server(json!({"user_id": "u-1"})).unwrap().into_event(&site(), &s, "ip", "ua");
         assert_eq!(e.visitor, s.user("example.com", "u-1"));
         assert_eq!(e.prev_visitor, None);
         assert_eq!(e.user_id.as_deref(), Some("u-1"));
@@ -1040,11 +1442,8 @@ mod tests {
 
     #[test]
     fn source_is_utm_then_external_referrer() {
-        let event = |extra: Value| {
-            browser(extra)
-                .unwrap()
-                .into_event(&site(), &salts(), "ip", "ua")
-        };
+        let event =
+            |extra: Value| browser(extra).unwrap().into_event(&site(), &salts(), "ip", "ua");
         let e = event(json!({"referrer": "https://www.reddit.com/r/rust/"}));
         assert_eq!(
             (e.referrer.as_deref(), e.source.as_deref()),
@@ -1066,23 +1465,16 @@ mod tests {
     #[test]
     fn internal_referrers_are_dropped() {
         let event = |r: &str| {
-            browser(json!({ "referrer": r }))
-                .unwrap()
-                .into_event(&site(), &salts(), "ip", "ua")
+            browser(json!({ "referrer": r })).unwrap().into_event(&site(), &salts(), "ip", "ua")
         };
-        for internal in [
-            "https://example.com/a",
-            "https://www.example.com/",
-            "https://blog.Example.com/x",
-        ] {
+        for internal in
+            ["https://example.com/a", "https://www.example.com/", "https://blog.Example.com/x"]
+        {
             let e = event(internal);
             assert_eq!((e.referrer, e.source), (None, None), "{internal}");
         }
         // A look-alike domain is someone else.
-        assert_eq!(
-            event("https://notexample.com/").source.as_deref(),
-            Some("notexample.com")
-        );
+        assert_eq!(event("https://notexample.com/").source.as_deref(), Some("notexample.com"));
         // A UTM source still counts when the referrer is internal.
         let e = browser(json!({
             "url": "https://example.com/?utm_source=ad",
@@ -1107,5 +1499,153 @@ mod tests {
         );
         assert_eq!(origin_host("null"), None);
         assert_eq!(origin_host("file:///x"), None);
+    }
+
+    #[test]
+    fn simple_urls_are_as_url_parses_them() {
+        let schemes =
+            ["https://", "http://", "HTTP://", "https:/", "https:\\\\", "ftp://", " https://"];
+        let hosts = [
+            "example.com",
+            "www.example.com",
+            "Example.com",
+            "a-b.c",
+            "-a.com",
+            "a-.com",
+            "a.com.",
+            "a..com",
+            ".a.com",
+            "",
+            "xn--bcher-kva.example",
+            "a.xn--p1ai",
+            "b\u{fc}cher.de",
+            "1.2.3.4",
+            "1.2.3",
+            "0x7f.1",
+            "a.1",
+            "a.1a",
+            "a.0x1",
+            "123abc",
+            "123.abc",
+            "[::1]",
+            "localhost",
+            "a_b.com",
+            "%61.com",
+            "a.com:8080",
+            "a.com:443",
+            "a.com:99999",
+            "u@a.com",
+            "ex ample.com",
+            "a\tb.com",
+            "ab--cd.com",
+            "a%2eb.com",
+        ];
+        let paths = [
+            "",
+            "/",
+            "/a/b/",
+            "/a/./b",
+            "/a/../b",
+            "/.",
+            "/..",
+            "/%2e/x",
+            "/%2E%2e/",
+            "/.well-known",
+            "/a b",
+            "/a%20b",
+            "/caf%C3%A9",
+            "/%FF",
+            "/a\\b",
+            "/\u{fc}",
+            "/a\"b",
+            "/a<b>",
+            "/a`b",
+            "/a{b}",
+            "/a|b",
+            "/a^b",
+            "/a'b",
+            "//x",
+            "/a;b=c",
+            "/~u",
+            "/a%zz",
+            "/a/b.html",
+            "/a..b",
+            "/a/.b",
+            "/%",
+            "/a@b:c",
+            "/[x]",
+            "/a\tb",
+            "/a\nb",
+        ];
+        let queries = [
+            "",
+            "?",
+            "?utm_source=x",
+            "?a='b'",
+            "?a=\"b\"",
+            "?a b",
+            "?utm%5Fsource=z",
+            "?x=\u{e9}",
+            "?a=<b>",
+            "?q=[1]",
+            "?a=`b`",
+            "?a={b}",
+            "?a|b",
+            "?a^b",
+            "?a\\b",
+            "?x?y",
+            "?a\tb",
+        ];
+        let fragments = ["", "#", "#top", "#a b", "#\u{e9}", "#x?y"];
+        let mut simple = 0;
+        for scheme in schemes {
+            for host in hosts {
+                for path in paths {
+                    for query in queries {
+                        for fragment in fragments {
+                            let s = format!("{scheme}{host}{path}{query}{fragment}");
+                            let Some(ParsedUrl::Simple { host, path, query }) = simple_url(&s)
+                            else {
+                                continue;
+                            };
+                            simple += 1;
+                            let url = Url::parse(&s).unwrap_or_else(|e| panic!("{s}: {e}"));
+                            assert!(matches!(url.scheme(), "http" | "https"), "{s}");
+                            assert_eq!(
+                                (url.host_str(), url.path(), url.query()),
+                                (Some(host), path, query),
+                                "{s}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        assert!(simple > 5_000, "{simple}");
+        assert!(simple_url("https://shop.example/products/a-b-1?utm_source=x&y=1#top").is_some());
+        assert!(simple_url("https://www.google.com/").is_some());
+    }
+
+    #[test]
+    fn payloads_read_their_own_keys() {
+        for payload in [Payload::Browser, Payload::Plausible, Payload::Server] {
+            for field in [
+                Field::Site,
+                Field::Name,
+                Field::Url,
+                Field::Referrer,
+                Field::Ts,
+                Field::Props,
+                Field::ScreenWidth,
+                Field::SessionId,
+                Field::UserId,
+            ] {
+                let read = field != Field::UserId || payload == Payload::Server;
+                assert_eq!(field_of(payload, field.key(payload)), read.then_some(field));
+            }
+        }
+        assert_eq!(field_of(Payload::Browser, "d"), None);
+        assert_eq!(field_of(Payload::Plausible, "site"), None);
+        assert_eq!(field_of(Payload::Browser, "unknown"), None);
     }
 }

@@ -6,16 +6,21 @@
 //! and after it and writes the difference: a second pageview takes the bounce back, the exit
 //! page moves from one breakdown row to the next, the duration lengthens.
 
+use std::borrow::Borrow;
+use std::collections::hash_map::Entry;
+use std::hash::Hash;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use crate::batch::{
-    Counter, CounterId, Dim, SessionKey, SessionRecord, Slice, UniqueId, WriteBatch,
-};
+use crate::batch::{Counter, Dim, Row, SessionKey, SessionRecord, SiteRows, SliceRef, WriteBatch};
 use crate::event::Event;
 use crate::site::Site;
-use crate::time::{Bucket, Grain, SiteClock};
+use crate::time::{Bucket, CachedClock, Grain, SiteClock};
+// Named by the tests.
+#[cfg(test)]
+use crate::batch::{CounterId, Slice};
 
 /// How long a visitor may be idle before the next event starts a new session.
 pub const DEFAULT_SESSION_TIMEOUT_MS: i64 = 30 * 60_000;
@@ -49,21 +54,35 @@ impl Attribution {
     }
 }
 
-/// A live session. Strings are shared with the interner, so a session costs about a hundred
-/// bytes however long its pages' names are.
+/// A live session, one per active visitor: the pipeline's memory. Its pages and attribution are
+/// numbers in the pipeline's tables and its flags share a byte, so a session is 48 bytes (56
+/// with its map key) however long its pages' names are.
 #[derive(Clone, Debug)]
 struct Session {
     start: i64,
     last: i64,
     pageviews: u32,
     events: u32,
-    entry: Option<Arc<str>>,
-    exit: Option<Arc<str>>,
-    attribution: Arc<Attribution>,
-    hint: Option<u64>,
-    /// Whether an event arrived since the last eviction pass: a session being fed, even with
-    /// old timestamps (a backfill), is never evicted from under its next event.
-    touched: bool,
+    entry: Option<Id>,
+    exit: Option<Id>,
+    attribution: Id,
+    /// The client-supplied session id's hash, if `flags` has [`HINT`].
+    hint: u64,
+    flags: u8,
+}
+
+/// [`Session::hint`] is set.
+const HINT: u8 = 1;
+/// An event arrived since the last eviction pass: a session being fed, even with old timestamps
+/// (a backfill), is never evicted from under its next event.
+const TOUCHED: u8 = 2;
+/// Changed since the last [`Pipeline::finish`], and so listed in [`Pipeline::dirty`].
+const DIRTY: u8 = 4;
+
+impl Session {
+    fn hint(&self) -> Option<u64> {
+        (self.flags & HINT != 0).then_some(self.hint)
+    }
 }
 
 /// What a session adds to the counters of its start bucket.
@@ -113,17 +132,86 @@ impl Contribution {
 }
 
 /// A session as it was before an event changed it.
+#[derive(Clone, Copy)]
 struct Before {
     contribution: Contribution,
-    entry: Option<Arc<str>>,
-    exit: Option<Arc<str>>,
+    entry: Option<Id>,
+    exit: Option<Id>,
 }
 
-/// Shares strings between sessions and batch keys; pruned of strings nothing else holds.
+/// The number of a value in a [`Table`]; never zero, so that an `Option<Id>` is 4 bytes.
+type Id = NonZeroU32;
+
+/// Values that sessions share (pages, attributions), each kept once and named by an [`Id`], so
+/// that a session holds 4-byte numbers rather than pointers. Values no live session names are
+/// dropped by [`Table::sweep`].
+struct Table<T> {
+    /// By id − 1; `None` where an id is free.
+    values: Vec<Option<T>>,
+    ids: FxHashMap<T, Id>,
+    free: Vec<Id>,
+}
+
+impl<T> Default for Table<T> {
+    fn default() -> Table<T> {
+        Table { values: Vec::new(), ids: FxHashMap::default(), free: Vec::new() }
+    }
+}
+
+impl<T: Clone + Hash + Eq> Table<T> {
+    /// The id of `value`, which `make` turns into a `T` if it is new.
+    fn id<Q>(&mut self, value: &Q, make: impl FnOnce(&Q) -> T) -> Id
+    where
+        T: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        if let Some(&id) = self.ids.get(value) {
+            return id;
+        }
+        let value = make(value);
+        let id = match self.free.pop() {
+            Some(id) => {
+                self.values[index(id)] = Some(value.clone());
+                id
+            }
+            None => {
+                self.values.push(Some(value.clone()));
+                Id::new(u32::try_from(self.values.len()).expect("fewer than 2³² values"))
+                    .expect("not zero")
+            }
+        };
+        self.ids.insert(value, id);
+        id
+    }
+
+    fn get(&self, id: Id) -> &T {
+        self.values[index(id)].as_ref().expect("the id of a value")
+    }
+
+    /// A mark for each id, for [`Table::sweep`].
+    fn marks(&self) -> Vec<bool> {
+        vec![false; self.values.len()]
+    }
+
+    /// Drops the values whose ids are not marked.
+    fn sweep(&mut self, marks: &[bool]) {
+        for (i, marked) in marks.iter().enumerate() {
+            if !marked && let Some(value) = self.values[i].take() {
+                self.ids.remove(&value);
+                self.free.push(Id::new(i as u32 + 1).expect("not zero"));
+            }
+        }
+    }
+}
+
+fn index(id: Id) -> usize {
+    id.get() as usize - 1
+}
+
+/// Shares strings between attributions and batch keys; pruned of strings nothing else holds.
 #[derive(Default)]
 struct Interner {
     strings: FxHashSet<Arc<str>>,
-    attributions: FxHashSet<Arc<Attribution>>,
 }
 
 impl Interner {
@@ -140,29 +228,63 @@ impl Interner {
         s.filter(|s| !s.is_empty()).map(|s| self.str(s))
     }
 
-    fn attribution(&mut self, a: Attribution) -> Arc<Attribution> {
-        if let Some(a) = self.attributions.get(&a) {
-            return a.clone();
-        }
-        let a = Arc::new(a);
-        self.attributions.insert(a.clone());
-        a
-    }
-
     fn prune(&mut self) {
-        self.attributions.retain(|a| Arc::strong_count(a) > 1);
         self.strings.retain(|s| Arc::strong_count(s) > 1);
     }
 }
 
+/// What sessions name by [`Id`], and the strings of batch keys.
+#[derive(Default)]
+struct Shared {
+    pages: Table<Arc<str>>,
+    attributions: Table<Arc<Attribution>>,
+    strings: Interner,
+}
+
+impl Shared {
+    fn page(&mut self, page: &str) -> Id {
+        self.pages.id(page, |p| Arc::from(p))
+    }
+
+    fn page_opt(&mut self, page: Option<&str>) -> Option<Id> {
+        page.filter(|p| !p.is_empty()).map(|p| self.page(p))
+    }
+
+    fn attribution(&mut self, a: Attribution) -> Id {
+        self.attributions.id(&a, |a| Arc::new(a.clone()))
+    }
+}
+
+/// A site's clock and live sessions. Sessions are kept per site and keyed by visitor alone: a
+/// map key of a `u64` is cheaper to hash and 16 bytes smaller than a [`SessionKey`].
+struct SiteState {
+    name: Arc<str>,
+    clock: CachedClock,
+    sessions: FxHashMap<u64, Session>,
+}
+
+/// Bytes of one live session's entry in the pipeline's session maps (key and session), not
+/// counting the maps' spare capacity or the shared values it names. For capacity planning and
+/// the `session_memory` example.
+pub const SESSION_ENTRY_BYTES: usize = size_of::<(u64, Session)>();
+
 /// Folds events into a [`WriteBatch`], keeping live sessions in memory.
 pub struct Pipeline {
     timeout_ms: i64,
-    clocks: FxHashMap<Arc<str>, SiteClock>,
-    sessions: FxHashMap<SessionKey, Session>,
-    /// Sessions changed since the last [`Pipeline::finish`].
-    dirty: FxHashSet<SessionKey>,
-    interner: Interner,
+    sites: Vec<SiteState>,
+    /// Index into `sites`, by domain.
+    site_ids: FxHashMap<Arc<str>, usize>,
+    /// The site of the last event.
+    last_site: usize,
+    /// The name of the last event, interned: nearly every event is a pageview.
+    last_name: Option<Arc<str>>,
+    /// Sessions changed since the last [`Pipeline::finish`], by site index and visitor: each
+    /// once, as its [`DIRTY`] flag says, so no set is needed to deduplicate them.
+    dirty: Vec<(usize, u64)>,
+    shared: Shared,
+    /// How many counters and unique counts the last finished batch had: a fresh batch is sized
+    /// for as many up front rather than growing (and rehashing) a dozen times.
+    batch_size: (usize, usize),
 }
 
 impl Pipeline {
@@ -174,18 +296,21 @@ impl Pipeline {
     ) -> Pipeline {
         let mut p = Pipeline {
             timeout_ms,
-            clocks: FxHashMap::default(),
-            sessions: FxHashMap::default(),
-            dirty: FxHashSet::default(),
-            interner: Interner::default(),
+            sites: Vec::new(),
+            site_ids: FxHashMap::default(),
+            last_site: 0,
+            last_name: None,
+            dirty: Vec::new(),
+            shared: Shared::default(),
+            batch_size: (0, 0),
         };
         for site in sites {
             p.set_site(site);
         }
         for (key, record) in sessions {
-            let key = SessionKey { site: p.interner.str(&key.site), visitor: key.visitor };
-            let session = p.session_from_record(record);
-            p.sessions.insert(key, session);
+            let id = p.site_id(&key.site);
+            let session = session_from_record(&mut p.shared, record);
+            p.sites[id].sessions.insert(key.visitor, session);
         }
         p
     }
@@ -193,68 +318,105 @@ impl Pipeline {
     /// Registers a site, or updates its timezone.
     pub fn set_site(&mut self, site: &Site) {
         let clock = site.clock().unwrap_or_else(|_| SiteClock::utc());
-        let name = self.interner.str(&site.domain);
-        self.clocks.insert(name, clock);
+        let id = self.site_id(&site.domain);
+        self.sites[id].clock = CachedClock::new(clock);
+    }
+
+    /// The index of a site's state; a site seen for the first time is counted on UTC days until
+    /// [`Pipeline::set_site`] says otherwise. (Events are validated against registered sites,
+    /// but one removed since, or a persisted session's, is still counted.)
+    fn site_id(&mut self, domain: &str) -> usize {
+        // Runs of events for one site are common; a comparison is cheaper than a lookup.
+        if self.sites.get(self.last_site).is_some_and(|s| *s.name == *domain) {
+            return self.last_site;
+        }
+        if let Some(&id) = self.site_ids.get(domain) {
+            self.last_site = id;
+            return id;
+        }
+        let name = self.shared.strings.str(domain);
+        let clock = CachedClock::new(SiteClock::utc());
+        self.sites.push(SiteState { name: name.clone(), clock, sessions: FxHashMap::default() });
+        self.site_ids.insert(name, self.sites.len() - 1);
+        self.sites.len() - 1
     }
 
     pub fn active_sessions(&self) -> usize {
-        self.sessions.len()
+        self.sites.iter().map(|s| s.sessions.len()).sum()
     }
 
     /// Folds one event, read from the raw log at `offset`, into `batch`.
     pub fn fold(&mut self, offset: u64, event: &Event, batch: &mut WriteBatch) {
         batch.offset = Some(offset);
         batch.events += 1;
-        let site = self.interner.str(&event.site);
-        let clock = match self.clocks.get(&site) {
-            Some(c) => c.clone(),
-            // Events are validated against registered sites; a site removed since is
-            // still counted, on UTC days.
-            None => self.clocks.entry(site.clone()).or_insert_with(SiteClock::utc).clone(),
-        };
-        let key = self.session_key(&site, event);
-        let visitor = key.visitor;
+        if batch.counters.capacity() == 0 {
+            batch.counters.reserve(self.batch_size.0);
+            batch.uniques.reserve(self.batch_size.1);
+        }
+        let id = self.site_id(&event.site);
         let pageview = event.is_pageview();
-        let page = self.interner.str(&event.page);
+        let page = self.shared.page(&event.page);
+        let event_name = match &self.last_name {
+            Some(name) if **name == *event.name => name.clone(),
+            _ => self.last_name.insert(self.shared.strings.str(&event.name)).clone(),
+        };
+        let timeout = self.timeout_ms;
+        let SiteState { name, clock, sessions } = &mut self.sites[id];
+        let visitor = session_visitor(sessions, event, timeout);
 
-        let (start, before) = match self.sessions.get_mut(&key) {
-            Some(s) if continues(s, event, self.timeout_ms) => {
-                let before = Before {
-                    contribution: Contribution::of(s),
-                    entry: s.entry.clone(),
-                    exit: s.exit.clone(),
-                };
+        let (session, before) = match sessions.entry(visitor) {
+            Entry::Occupied(o) if continues(o.get(), event, timeout) => {
+                let s = o.into_mut();
+                let before =
+                    Before { contribution: Contribution::of(s), entry: s.entry, exit: s.exit };
                 // An event a little older than the session's start (clock skew) joins it
                 // without moving the start, so the session stays in its bucket.
                 s.last = s.last.max(event.ts);
                 s.events += 1;
-                s.touched = true;
+                s.flags |= TOUCHED;
                 if pageview {
                     s.pageviews += 1;
-                    s.entry.get_or_insert_with(|| page.clone());
-                    s.exit = Some(page.clone());
+                    s.entry.get_or_insert(page);
+                    s.exit = Some(page);
                 }
-                (s.start, Some(before))
+                (s, Some(before))
             }
-            _ => {
-                let session = self.new_session(event, pageview, &page);
-                let start = session.start;
-                self.sessions.insert(key.clone(), session);
-                (start, None)
+            Entry::Occupied(o) => {
+                let s = o.into_mut();
+                // The ended session's row stays as it is; the new one is listed for `finish`
+                // if the old one was.
+                let dirty = s.flags & DIRTY;
+                *s = new_session(&mut self.shared, event, pageview, page);
+                s.flags |= dirty;
+                (s, None)
+            }
+            Entry::Vacant(v) => {
+                (v.insert(new_session(&mut self.shared, event, pageview, page)), None)
             }
         };
-        let session = &self.sessions[&key];
-        emit_session(batch, &site, &clock, start, visitor, before, session);
-        self.dirty.insert(key);
+        if session.flags & DIRTY == 0 {
+            session.flags |= DIRTY;
+            self.dirty.push((id, visitor));
+        }
 
-        emit_event(batch, &site, &clock, event, visitor, &page, &mut self.interner);
+        let mut rows = Rows { batch, site: SiteRows::new(name), visitor };
+        emit_session(&mut rows, clock, &self.shared, before, session);
+        let page = self.shared.pages.get(page);
+        emit_event(&mut rows, clock, event, page, &event_name, &mut self.shared.strings);
     }
 
     /// Moves the sessions changed since the last call into `batch`, to be persisted with it.
     pub fn finish(&mut self, batch: &mut WriteBatch) {
-        for key in self.dirty.drain() {
-            let record = self.sessions.get(&key).map(record_of);
-            batch.sessions.insert(key, record);
+        self.batch_size = (batch.counters.len(), batch.uniques.len());
+        batch.sessions.reserve(self.dirty.len());
+        for (id, visitor) in self.dirty.drain(..) {
+            let site = &mut self.sites[id];
+            // A session evicted since it changed is already deleted in `batch`.
+            let record = site.sessions.get_mut(&visitor).map(|s| {
+                s.flags &= !DIRTY;
+                record_of(s, &self.shared)
+            });
+            batch.sessions.insert(SessionKey { site: site.name.clone(), visitor }, record);
         }
     }
 
@@ -263,80 +425,89 @@ impl Pipeline {
     /// with `batch`. Returns how many ended.
     pub fn evict_idle(&mut self, now_ms: i64, batch: &mut WriteBatch) -> usize {
         let horizon = now_ms - self.timeout_ms - EVICTION_GRACE_MS;
-        let before = self.sessions.len();
-        self.sessions.retain(|key, s| {
-            let keep = std::mem::take(&mut s.touched) || s.last >= horizon;
-            if !keep {
-                batch.sessions.insert(key.clone(), None);
-            }
-            keep
-        });
-        let evicted = before - self.sessions.len();
+        let mut evicted = 0;
+        // The pages and attributions the remaining sessions name, marked on the way.
+        let mut pages = self.shared.pages.marks();
+        let mut attributions = self.shared.attributions.marks();
+        for SiteState { name, sessions, .. } in &mut self.sites {
+            sessions.retain(|&visitor, s| {
+                let keep = s.flags & TOUCHED != 0 || s.last >= horizon;
+                s.flags &= !TOUCHED;
+                if keep {
+                    for page in [s.entry, s.exit].into_iter().flatten() {
+                        pages[index(page)] = true;
+                    }
+                    attributions[index(s.attribution)] = true;
+                } else {
+                    batch.sessions.insert(SessionKey { site: name.clone(), visitor }, None);
+                    evicted += 1;
+                }
+                keep
+            });
+        }
         if evicted > 0 {
-            self.dirty.retain(|k| batch.sessions.get(k).is_none_or(Option::is_some));
-            self.interner.prune();
+            self.shared.pages.sweep(&pages);
+            self.shared.attributions.sweep(&attributions);
+            // After the attributions, whose strings are then no longer held.
+            self.shared.strings.prune();
         }
         evicted
     }
+}
 
-    /// The session an event belongs to. An anonymous visitor's id changes when the salt
-    /// rotates at midnight; a session still open under yesterday's id is continued under it.
-    fn session_key(&mut self, site: &Arc<str>, event: &Event) -> SessionKey {
-        let current = SessionKey { site: site.clone(), visitor: event.visitor };
-        if let Some(prev) = event.prev_visitor {
-            let live = |k: &SessionKey| {
-                self.sessions.get(k).is_some_and(|s| continues(s, event, self.timeout_ms))
-            };
-            let previous = SessionKey { site: site.clone(), visitor: prev };
-            if !live(&current) && live(&previous) {
-                return previous;
-            }
-        }
-        current
-    }
-
-    fn new_session(&mut self, event: &Event, pageview: bool, page: &Arc<str>) -> Session {
-        let i = &mut self.interner;
-        let attribution = Attribution {
-            source: Some(i.str(event.source.as_deref().unwrap_or(DIRECT))),
-            referrer: Some(i.str(event.referrer.as_deref().unwrap_or(DIRECT))),
-            utm_source: i.opt(event.utm_source.as_deref()),
-            utm_medium: i.opt(event.utm_medium.as_deref()),
-            utm_campaign: i.opt(event.utm_campaign.as_deref()),
-        };
-        Session {
-            start: event.ts,
-            last: event.ts,
-            pageviews: u32::from(pageview),
-            events: 1,
-            entry: pageview.then(|| page.clone()),
-            exit: pageview.then(|| page.clone()),
-            attribution: i.attribution(attribution),
-            hint: event.session_hint,
-            touched: true,
+/// The visitor whose session an event belongs to. An anonymous visitor's id changes when the
+/// salt rotates at midnight; a session still open under yesterday's id is continued under it.
+fn session_visitor(sessions: &FxHashMap<u64, Session>, event: &Event, timeout_ms: i64) -> u64 {
+    if let Some(prev) = event.prev_visitor {
+        let live = |v| sessions.get(&v).is_some_and(|s| continues(s, event, timeout_ms));
+        if !live(event.visitor) && live(prev) {
+            return prev;
         }
     }
+    event.visitor
+}
 
-    fn session_from_record(&mut self, r: SessionRecord) -> Session {
-        let i = &mut self.interner;
-        let attribution = Attribution {
-            source: i.opt(r.source.as_deref()),
-            referrer: i.opt(r.referrer.as_deref()),
-            utm_source: i.opt(r.utm_source.as_deref()),
-            utm_medium: i.opt(r.utm_medium.as_deref()),
-            utm_campaign: i.opt(r.utm_campaign.as_deref()),
-        };
-        Session {
-            start: r.start,
-            last: r.last,
-            pageviews: r.pageviews,
-            events: r.events,
-            entry: i.opt(r.entry.as_deref()),
-            exit: i.opt(r.exit.as_deref()),
-            attribution: i.attribution(attribution),
-            hint: r.hint,
-            touched: false,
-        }
+fn new_session(shared: &mut Shared, event: &Event, pageview: bool, page: Id) -> Session {
+    let i = &mut shared.strings;
+    let attribution = Attribution {
+        source: Some(i.str(event.source.as_deref().unwrap_or(DIRECT))),
+        referrer: Some(i.str(event.referrer.as_deref().unwrap_or(DIRECT))),
+        utm_source: i.opt(event.utm_source.as_deref()),
+        utm_medium: i.opt(event.utm_medium.as_deref()),
+        utm_campaign: i.opt(event.utm_campaign.as_deref()),
+    };
+    Session {
+        start: event.ts,
+        last: event.ts,
+        pageviews: u32::from(pageview),
+        events: 1,
+        entry: pageview.then_some(page),
+        exit: pageview.then_some(page),
+        attribution: shared.attribution(attribution),
+        hint: event.session_hint.unwrap_or(0),
+        flags: TOUCHED | if event.session_hint.is_some() { HINT } else { 0 },
+    }
+}
+
+fn session_from_record(shared: &mut Shared, r: SessionRecord) -> Session {
+    let i = &mut shared.strings;
+    let attribution = Attribution {
+        source: i.opt(r.source.as_deref()),
+        referrer: i.opt(r.referrer.as_deref()),
+        utm_source: i.opt(r.utm_source.as_deref()),
+        utm_medium: i.opt(r.utm_medium.as_deref()),
+        utm_campaign: i.opt(r.utm_campaign.as_deref()),
+    };
+    Session {
+        start: r.start,
+        last: r.last,
+        pageviews: r.pageviews,
+        events: r.events,
+        entry: shared.page_opt(r.entry.as_deref()),
+        exit: shared.page_opt(r.exit.as_deref()),
+        attribution: shared.attribution(attribution),
+        hint: r.hint.unwrap_or(0),
+        flags: if r.hint.is_some() { HINT } else { 0 },
     }
 }
 
@@ -344,120 +515,136 @@ impl Pipeline {
 /// just before its start) and not under a different client-supplied session id.
 fn continues(s: &Session, event: &Event, timeout_ms: i64) -> bool {
     let in_time = event.ts <= s.last + timeout_ms && event.ts >= s.start - timeout_ms;
-    let same_hint = match (s.hint, event.session_hint) {
+    let same_hint = match (s.hint(), event.session_hint) {
         (Some(a), Some(b)) => a == b,
         _ => true,
     };
     in_time && same_hint
 }
 
-fn record_of(s: &Session) -> SessionRecord {
-    let a = &s.attribution;
+fn record_of(s: &Session, shared: &Shared) -> SessionRecord {
+    let a = shared.attributions.get(s.attribution);
+    let page = |id: Option<Id>| id.map(|id| shared.pages.get(id).to_string());
     let owned = |v: &Option<Arc<str>>| v.as_deref().map(str::to_owned);
     SessionRecord {
         start: s.start,
         last: s.last,
         pageviews: s.pageviews,
         events: s.events,
-        entry: owned(&s.entry),
-        exit: owned(&s.exit),
+        entry: page(s.entry),
+        exit: page(s.exit),
         source: owned(&a.source),
         referrer: owned(&a.referrer),
         utm_source: owned(&a.utm_source),
         utm_medium: owned(&a.utm_medium),
         utm_campaign: owned(&a.utm_campaign),
-        hint: s.hint,
+        hint: s.hint(),
     }
 }
 
 const GRAINS: [Grain; 3] = [Grain::Minute, Grain::Hour, Grain::Day];
 
-fn buckets(clock: &SiteClock, ts: i64) -> [Bucket; 3] {
+fn buckets(clock: &mut CachedClock, ts: i64) -> [Bucket; 3] {
     GRAINS.map(|g| clock.bucket(ts, g))
+}
+
+/// The rows one event changes: one site's, with one visitor for unique counts.
+struct Rows<'a> {
+    batch: &'a mut WriteBatch,
+    site: SiteRows<'a>,
+    visitor: u64,
+}
+
+impl<'a> Rows<'a> {
+    fn row<'r>(&self, bucket: Bucket, slice: SliceRef<'r>) -> Row<'r>
+    where
+        'a: 'r,
+    {
+        self.site.row(bucket, slice)
+    }
+
+    fn add_all(&mut self, row: &Row, c: Contribution) {
+        for (counter, delta) in c.counters() {
+            self.batch.incr_row(row, counter, delta);
+        }
+    }
+
+    /// The event's own counts in a row: one event, perhaps a pageview, by this visitor.
+    fn event(&mut self, bucket: Bucket, slice: SliceRef, pageviews: i64) {
+        let row = self.row(bucket, slice);
+        self.batch.incr_row(&row, Counter::Events, 1);
+        self.batch.incr_row(&row, Counter::Pageviews, pageviews);
+        self.batch.add_unique_row(&row, self.visitor);
+    }
 }
 
 /// Counters of the event itself, in the buckets of the event's own time.
 fn emit_event(
-    batch: &mut WriteBatch,
-    site: &Arc<str>,
-    clock: &SiteClock,
+    rows: &mut Rows,
+    clock: &mut CachedClock,
     event: &Event,
-    visitor: u64,
     page: &Arc<str>,
+    name: &Arc<str>,
     interner: &mut Interner,
 ) {
     let pageviews = i64::from(event.is_pageview());
     let [minute, hour, day] = buckets(clock, event.ts);
-    let count = |batch: &mut WriteBatch, bucket: Bucket, slice: Slice| {
-        let counter = |counter| CounterId { site: site.clone(), bucket, slice: slice.clone(), counter };
-        batch.incr(counter(Counter::Events), 1);
-        batch.incr(counter(Counter::Pageviews), pageviews);
-        batch.add_unique(UniqueId { site: site.clone(), bucket, slice }, visitor);
-    };
     for bucket in [minute, hour, day] {
-        count(batch, bucket, Slice::Total);
+        rows.event(bucket, SliceRef::Total, pageviews);
     }
     // Breakdowns are kept per day: finer ones come from scanning the raw log.
-    count(batch, day, Slice::By(Dim::Page, page.clone()));
-    count(batch, day, Slice::By(Dim::EventName, interner.str(&event.name)));
-    for (name, value) in &event.props {
-        count(batch, day, Slice::By(Dim::Prop(interner.str(name)), interner.str(value)));
+    rows.event(day, SliceRef::By(&Dim::Page, page), pageviews);
+    rows.event(day, SliceRef::By(&Dim::EventName, name), pageviews);
+    for (key, value) in &event.props {
+        let dim = Dim::Prop(interner.str(key));
+        rows.event(day, SliceRef::By(&dim, &interner.str(value)), pageviews);
     }
 }
 
 /// The change an event made to its session's contribution, in the session's start buckets.
 fn emit_session(
-    batch: &mut WriteBatch,
-    site: &Arc<str>,
-    clock: &SiteClock,
-    start: i64,
-    visitor: u64,
+    rows: &mut Rows,
+    clock: &mut CachedClock,
+    shared: &Shared,
     before: Option<Before>,
     after: &Session,
 ) {
     let now = Contribution::of(after);
     let was = before.as_ref().map_or(Contribution::default(), |b| b.contribution);
     let delta = now.minus(was);
-    let [minute, hour, day] = buckets(clock, start);
+    let [minute, hour, day] = buckets(clock, after.start);
 
+    // Pageviews and events of the totals are counted per event, in its own bucket.
     for bucket in [minute, hour, day] {
-        for (counter, d) in delta.counters() {
-            // Pageviews and events of the totals are counted per event, in its own bucket.
-            if matches!(counter, Counter::Visits | Counter::Bounces | Counter::Duration) {
-                batch.incr(CounterId { site: site.clone(), bucket, slice: Slice::Total, counter }, d);
-            }
-        }
+        let row = rows.row(bucket, SliceRef::Total);
+        rows.batch.incr_row(&row, Counter::Visits, delta.visits);
+        rows.batch.incr_row(&row, Counter::Bounces, delta.bounces);
+        rows.batch.incr_row(&row, Counter::Duration, delta.duration);
     }
 
-    let (entry_was, exit_was) = match &before {
-        Some(b) => (b.entry.as_ref(), b.exit.as_ref()),
-        None => (None, None),
-    };
-    let attribution = after.attribution.dims().map(|(dim, v)| {
+    let page = |id: Option<Id>| id.map(|id| shared.pages.get(id));
+    let (entry_was, exit_was) = before.map_or((None, None), |b| (page(b.entry), page(b.exit)));
+    let attribution = shared.attributions.get(after.attribution).dims().map(|(dim, v)| {
         let was = if before.is_some() { v } else { None };
         (dim, was, v)
     });
     let paged = [
-        (Dim::EntryPage, entry_was, after.entry.as_ref()),
-        (Dim::ExitPage, exit_was, after.exit.as_ref()),
+        (Dim::EntryPage, entry_was, page(after.entry)),
+        (Dim::ExitPage, exit_was, page(after.exit)),
     ];
-    for (dim, old, new) in paged.into_iter().chain(attribution) {
-        let mut row = |value: &Arc<str>, c: Contribution| {
-            for (counter, d) in c.counters() {
-                let slice = Slice::By(dim.clone(), value.clone());
-                batch.incr(CounterId { site: site.clone(), bucket: day, slice, counter }, d);
-            }
-        };
+    for (dim, old, new) in paged.iter().chain(&attribution) {
         match (old, new) {
-            (Some(o), Some(n)) if o == n => row(n, delta),
+            (Some(o), Some(n)) if o == n => {
+                rows.add_all(&rows.row(day, SliceRef::By(dim, n)), delta)
+            }
             _ => {
                 if let Some(o) = old {
-                    row(o, was.negated());
+                    rows.add_all(&rows.row(day, SliceRef::By(dim, o)), was.negated());
                 }
                 if let Some(n) = new {
-                    row(n, now);
-                    let slice = Slice::By(dim.clone(), n.clone());
-                    batch.add_unique(UniqueId { site: site.clone(), bucket: day, slice }, visitor);
+                    let row = rows.row(day, SliceRef::By(dim, n));
+                    rows.add_all(&row, now);
+                    rows.batch.add_unique_row(&row, rows.visitor);
                 }
             }
         }
@@ -480,17 +667,8 @@ mod tests {
             ts,
             name: name.into(),
             visitor,
-            prev_visitor: None,
-            user_id: None,
-            session_hint: None,
             page: page.into(),
-            referrer: None,
-            source: None,
-            utm_source: None,
-            utm_medium: None,
-            utm_campaign: None,
-            props: vec![],
-            screen_width: None,
+            ..Event::default()
         }
     }
 
@@ -723,9 +901,10 @@ mod tests {
         let mut l = Ledger::default();
         let mut p = Pipeline::new(DEFAULT_SESSION_TIMEOUT_MS, &[site("UTC")], []);
         run(&mut p, &[pv(1, T0, "/")], &mut l);
-        let records = l.sessions.iter().map(|(v, r)| {
-            (SessionKey { site: "a.com".into(), visitor: *v }, r.clone())
-        });
+        let records = l
+            .sessions
+            .iter()
+            .map(|(v, r)| (SessionKey { site: "a.com".into(), visitor: *v }, r.clone()));
         let mut p = Pipeline::new(DEFAULT_SESSION_TIMEOUT_MS, &[site("UTC")], records);
         run(&mut p, &[pv(1, T0 + MIN, "/b")], &mut l);
         assert_eq!(l.get(DAY, "total", "visits"), 1);
@@ -765,5 +944,31 @@ mod tests {
         assert_eq!(b.counters[&id], 37);
         assert_eq!(b.offset, Some(36));
         assert_eq!(b.events, 37);
+    }
+
+    #[test]
+    fn ended_sessions_leave_nothing_behind() {
+        let mut p = Pipeline::new(DEFAULT_SESSION_TIMEOUT_MS, &[site("UTC")], []);
+        let mut l = Ledger::default();
+        let mut google = pv(1, T0, "/a");
+        google.source = Some("Google".into());
+        let mut custom = ev(2, T0, "signup", "/b");
+        custom.props = vec![("plan".into(), "pro".into())];
+        run(&mut p, &[google, pv(1, T0 + MIN, "/c"), custom], &mut l);
+        assert_eq!(p.shared.pages.ids.len(), 3);
+        assert_eq!(p.shared.attributions.ids.len(), 2);
+        let mut b = WriteBatch::default();
+        let later = T0 + 2 * DEFAULT_SESSION_TIMEOUT_MS;
+        assert_eq!(p.evict_idle(later, &mut b), 0, "both were fed since the last pass");
+        assert_eq!(p.evict_idle(later, &mut b), 2);
+        assert!(p.shared.pages.ids.is_empty() && p.shared.attributions.ids.is_empty());
+        let mut strings: Vec<&str> = p.shared.strings.strings.iter().map(|s| &**s).collect();
+        strings.sort();
+        assert_eq!(strings, ["a.com", "signup"], "the site's and the last event's names");
+        // Freed numbers are used again.
+        run(&mut p, &[pv(3, later, "/d"), pv(3, later + MIN, "/e")], &mut l);
+        assert_eq!(p.shared.pages.values.len(), 3);
+        assert_eq!(l.get("2026-11-22", "exit_page=/e", "visits"), 1);
+        assert_eq!(l.get("2026-11-22", "entry_page=/d", "pageviews"), 2);
     }
 }

@@ -197,23 +197,6 @@ pub fn property_name(dim: &Dim) -> String {
     }
 }
 
-/// The key of a breakdown row's value: the property's last segment (`page`, `source`, and a
-/// custom property's own name).
-pub fn result_key(dim: &Dim) -> &str {
-    match dim {
-        Dim::Page => "page",
-        Dim::EntryPage => "entry_page",
-        Dim::ExitPage => "exit_page",
-        Dim::Source => "source",
-        Dim::Referrer => "referrer",
-        Dim::UtmSource => "utm_source",
-        Dim::UtmMedium => "utm_medium",
-        Dim::UtmCampaign => "utm_campaign",
-        Dim::EventName => "name",
-        Dim::Prop(name) => name,
-    }
-}
-
 fn parse_property(value: &str) -> Result<Dim, QueryError> {
     if let Some(name) = value.strip_prefix("event:props:") {
         return if name.is_empty() {
@@ -861,7 +844,7 @@ mod tests {
         for (property, dim, key) in cases {
             let q = parse(StatsKind::Breakdown, &[("property", property)]).unwrap();
             assert_eq!(q.property.as_ref(), Some(&dim));
-            assert_eq!(result_key(&dim), key);
+            assert_eq!(dim.name(), key);
             assert_eq!(property_name(&dim), property);
         }
         let q = parse(

@@ -192,7 +192,7 @@ async fn breakdown(
             .then_with(|| b.rank.total_cmp(&a.rank))
             .then_with(|| a.value.cmp(&b.value))
     });
-    let key = query::result_key(dim);
+    let key = dim.name();
     let results: Vec<Value> = rows
         .into_iter()
         .skip(query.page.saturating_sub(1).saturating_mul(query.limit))
