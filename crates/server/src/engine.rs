@@ -36,6 +36,11 @@ impl Default for PipelineOptions {
 /// How often idle sessions are looked for.
 const EVICT_EVERY: Duration = Duration::from_secs(10);
 
+/// Most events read and folded at once. Reads of recent events are served from memory and do
+/// not wait, so the task yields between chunks: folding a backlog must not hold a runtime
+/// thread that request handlers need.
+const FOLD_CHUNK: usize = 1024;
+
 pub fn now_ms() -> i64 {
     jiff::Timestamp::now().as_millisecond()
 }
@@ -68,7 +73,8 @@ pub async fn run_pipeline(
         let deadline = Instant::now() + options.flush_interval;
         let stopping = loop {
             let room = options.max_batch_events - batch.events as usize;
-            let events = store.unapplied(folded, room).await?;
+            let wanted = room.min(FOLD_CHUNK);
+            let events = store.unapplied(folded, wanted).await?;
             for (offset, event) in &events {
                 pipeline.fold(*offset, event, &mut batch);
                 folded = Some(*offset);
@@ -81,7 +87,9 @@ pub async fn run_pipeline(
             if *stop.borrow() && events.is_empty() {
                 break true;
             }
-            if events.is_empty() {
+            if events.len() == wanted || *stop.borrow() {
+                tokio::task::yield_now().await;
+            } else {
                 tokio::select! {
                     () = store.wait_for_append(folded, deadline - now) => {}
                     _ = stop.changed() => {}

@@ -8,23 +8,34 @@
 //! - `fjall/`: the database, with these keyspaces:
 //!   - `log`: the raw event log, keyed `site, 0x00, ts, offset` (ts as big-endian i64 with the
 //!     sign bit flipped, so negative times sort first), so one site's time range is one scan;
-//!   - `unapplied`: offset (big-endian) → the same record, for events no applied batch covers;
+//!   - `unapplied`: the events no applied batch covers yet, one entry per group commit (a run):
+//!     its first offset (big-endian) → `0xFF`, the number of events (u32 LE), then each one's
+//!     record, prefixed by its length (u32 LE). Stores written before runs hold one entry per
+//!     event, offset → record, which starts with its format version (1; `0xFF` stays free for
+//!     runs); both are read. A run whose events are all applied is dead, and the log writer
+//!     deletes it soon after;
 //!   - `hashes`: every hash of the [`keys`] schema, one entry per field, keyed
 //!     `hash key, 0xFF, field` (UTF-8 never contains 0xFF, so the first one ends the hash key);
 //!   - `hlls`: unique counts under their [`keys`] names, as Redis HyperLogLog bytes;
 //!   - `sessions`: sessions under their [`keys`] names, as postcard;
-//!   - `meta`: [`keys::SALTS`] and [`keys::APPLIED`];
+//!   - `meta`: [`keys::SALTS`], [`keys::APPLIED`] and [`UNAPPLIED_FROM`];
 //!   - `minutes`: an index of the minute buckets written (minute, site), for their expiry.
 //!
 //! Values are the bytes Redis would hold under the same name: counters are decimal text (as
 //! `HINCRBY` keeps them), unique counts are Redis's HyperLogLog encoding, sessions postcard,
 //! configuration JSON.
 //!
+//! Appended events are also kept in memory until the pipeline takes them (up to
+//! [`TAIL_EVENTS`]), so that the pipeline, which reads right behind the log writer, gets them
+//! without reading back and decoding what was just written; `unapplied` falls back to the
+//! keyspace for the others, as after a restart.
+//!
 //! Minute buckets are kept about two hours: after an apply that wrote minute buckets, every
 //! minute bucket (totals, breakdowns, unique counts) more than [`MINUTES_KEPT`] minutes older
 //! than the newest minute bucket applied is deleted. The newest is capped at the current
 //! minute, so an event with a timestamp in the future cannot expire the live minutes.
 
+use std::collections::VecDeque;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::ops::Range;
 use std::path::Path;
@@ -34,7 +45,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, OwnedWriteBatch, PersistMode};
 use footfall_core::batch::{
     Counter, Dim, SessionKey, SessionRecord, Slice, WriteBatch, unique_element,
 };
@@ -53,6 +64,27 @@ pub const MINUTES_KEPT: i64 = 120;
 
 /// Log entries deleted per fjall batch by `trim_log`, to bound its memory.
 const TRIM_CHUNK: usize = 10_000;
+
+/// Most unapplied events kept in memory. The pipeline takes them right after they are appended,
+/// so in normal running few are held; when it falls further behind, the oldest are read back
+/// from the `unapplied` keyspace instead.
+pub const TAIL_EVENTS: usize = 1 << 17;
+
+/// First byte of an `unapplied` run; a single record starts with its format version instead,
+/// which is far below.
+const RUN: u8 = 0xFF;
+
+/// Most events in one `unapplied` run; a larger group commit writes several.
+const RUN_EVENTS: usize = 4096;
+
+/// In `meta`: the first offset of the oldest `unapplied` entry not yet deleted, as decimal text,
+/// so that opening the store finds the entries left without stepping over deleted ones. Written
+/// with the first run; stores from before runs lack it, and their applies deleted every entry
+/// they covered.
+pub const UNAPPLIED_FROM: &str = "unapplied_from";
+
+/// Most dead runs the log writer deletes in one group commit.
+const PURGE_RUNS: usize = 1024;
 
 /// fjall refuses (panics on) longer keys.
 const MAX_KEY_LEN: usize = u16::MAX as usize;
@@ -84,6 +116,8 @@ struct Inner {
     /// `apply` reads counters and HyperLogLogs and writes them back; this keeps two applies
     /// from interleaving (the pipeline is the only writer, but the trait cannot promise that).
     apply_lock: Mutex<()>,
+    /// The newest unapplied events, as appended.
+    tail: Mutex<Tail>,
     /// Declared last so that it is released after the database has closed.
     _lock: File,
 }
@@ -91,6 +125,122 @@ struct Inner {
 struct AppendRequest {
     events: Vec<Event>,
     reply: oneshot::Sender<Result<Range<u64>>>,
+}
+
+/// The newest appended events, in offset order: the end of the `unapplied` keyspace, held in
+/// memory. Appends are dense (each starts where the previous one ends) and end at the next
+/// offset to be appended. Events leave once applied, once the pipeline has taken them, or when
+/// more than [`TAIL_EVENTS`] are held; readers then find them in the keyspace.
+struct Tail {
+    /// One entry per append call.
+    appends: VecDeque<Appended>,
+    /// Events in `appends`.
+    len: usize,
+    /// The next offset to be appended.
+    end: u64,
+    /// The highest applied offset: nothing at or below it is unapplied.
+    applied: Option<u64>,
+    /// The last offset a read took. The pipeline reads on from where it left off and never
+    /// asks for the same events again, so a read that continues from here moves the events
+    /// out rather than cloning them.
+    taken: Option<u64>,
+}
+
+/// The events of one append call, the first at `start`.
+struct Appended {
+    start: u64,
+    events: Vec<Event>,
+}
+
+impl Appended {
+    fn end(&self) -> u64 {
+        self.start + self.events.len() as u64
+    }
+}
+
+impl Tail {
+    fn new(end: u64, applied: Option<u64>) -> Tail {
+        Tail { appends: VecDeque::new(), len: 0, end, applied, taken: applied }
+    }
+
+    /// Adds the events just made durable at `start`, moving the oldest beyond [`TAIL_EVENTS`]
+    /// to `evicted`, for the caller to free outside the lock.
+    fn push(&mut self, start: u64, events: Vec<Event>, evicted: &mut Vec<Appended>) {
+        debug_assert_eq!(start, self.end, "appends are dense");
+        if events.is_empty() {
+            return;
+        }
+        self.end = start + events.len() as u64;
+        self.len += events.len();
+        self.appends.push_back(Appended { start, events });
+        while self.len > TAIL_EVENTS {
+            evicted.extend(self.pop_front());
+        }
+    }
+
+    fn pop_front(&mut self) -> Option<Appended> {
+        let append = self.appends.pop_front()?;
+        self.len -= append.events.len();
+        Some(append)
+    }
+
+    /// Forgets the appends that an apply up to `offset` covers.
+    fn applied(&mut self, offset: u64) {
+        self.applied = self.applied.max(Some(offset));
+        while self.appends.front().is_some_and(|append| append.end() <= offset + 1) {
+            self.pop_front();
+        }
+    }
+
+    /// The first unapplied offset above `after`, and the `limit` events from there, or `None`
+    /// when some of those are no longer (or not yet) held here.
+    fn read(&mut self, after: Option<u64>, limit: usize) -> (u64, Option<Vec<(u64, Event)>>) {
+        let from = match after.max(self.applied) {
+            None => 0,
+            Some(last) => last.saturating_add(1),
+        };
+        if limit == 0 || from >= self.end {
+            return (from, Some(Vec::new()));
+        }
+        if self.appends.front().is_none_or(|append| from < append.start) {
+            return (from, None);
+        }
+        let held = (self.end - from) as usize;
+        let mut events = Vec::with_capacity(held.min(limit));
+        if after == self.taken {
+            // Everything before `from` has been taken or applied: it goes too.
+            while let Some(front) = self.appends.front_mut() {
+                let skip = from.saturating_sub(front.start) as usize;
+                let wanted = limit - events.len();
+                if front.events.len() > skip + wanted {
+                    let offsets = front.start + skip as u64..;
+                    events.extend(offsets.zip(front.events.drain(..skip + wanted).skip(skip)));
+                    front.start += (skip + wanted) as u64;
+                    self.len -= skip + wanted;
+                    break;
+                }
+                let append = self.pop_front().expect("a front append");
+                events.extend((append.start..).zip(append.events).skip(skip));
+                if events.len() == limit {
+                    break;
+                }
+            }
+            self.taken = events.last().map(|(offset, _)| *offset).or(self.taken);
+        } else {
+            let first = self.appends.partition_point(|append| append.start <= from) - 1;
+            for append in self.appends.range(first..) {
+                let skip = from.saturating_sub(append.start) as usize;
+                let wanted = limit - events.len();
+                let offsets = append.start + skip as u64..;
+                let cloned = offsets.zip(&append.events[skip..]).take(wanted);
+                events.extend(cloned.map(|(offset, event)| (offset, event.clone())));
+                if events.len() == limit {
+                    break;
+                }
+            }
+        }
+        (from, Some(events))
+    }
 }
 
 impl EmbeddedStore {
@@ -123,7 +273,7 @@ impl EmbeddedStore {
             db.keyspace(name, KeyspaceCreateOptions::default)
                 .map_err(|e| StoreError::Io(format!("cannot open keyspace `{name}`: {e}")))
         };
-        let inner = Inner {
+        let mut inner = Inner {
             log: keyspace("log")?,
             unapplied: keyspace("unapplied")?,
             hashes: keyspace("hashes")?,
@@ -135,9 +285,14 @@ impl EmbeddedStore {
             appended: watch::Sender::new(None),
             syncs: AtomicU64::new(0),
             apply_lock: Mutex::new(()),
+            tail: Mutex::new(Tail::new(0, None)),
             _lock: lock,
         };
-        let next = inner.recover_next_offset()?;
+        let applied = inner.applied_offset()?;
+        let (runs, marked) = inner.runs_left(applied)?;
+        // Every appended offset is in a run left or covered by the applied offset.
+        let next = runs.back().map(|run| run.end).max(applied.map(|a| a + 1)).unwrap_or(0);
+        *inner.tail.get_mut().unwrap_or_else(PoisonError::into_inner) = Tail::new(next, applied);
         inner.appended.send_replace(next.checked_sub(1));
         tracing::debug!(dir = %dir.display(), next_offset = next, "opened the embedded store");
 
@@ -147,7 +302,7 @@ impl EmbeddedStore {
             .name("footfall-log-writer".into())
             .spawn({
                 let inner = Arc::clone(&inner);
-                move || inner.write_log(next, requests)
+                move || inner.write_log(next, runs, marked, requests)
             })
             .map_err(|e| StoreError::Io(format!("cannot start the log writer thread: {e}")))?;
         Ok(EmbeddedStore { inner, queue, writer: Some(writer) })
@@ -204,7 +359,12 @@ impl Store for EmbeddedStore {
     }
 
     async fn unapplied(&self, after: Option<u64>, limit: usize) -> Result<Vec<(u64, Event)>> {
-        self.blocking(move |db| db.unapplied(after, limit)).await
+        let (from, held) =
+            self.inner.tail.lock().unwrap_or_else(PoisonError::into_inner).read(after, limit);
+        match held {
+            Some(events) => Ok(events),
+            None => self.blocking(move |db| db.unapplied(from, limit)).await,
+        }
     }
 
     async fn scan_log(&self, site: &str, from_ms: i64, to_ms: i64) -> Result<Vec<Event>> {
@@ -327,15 +487,24 @@ impl Store for EmbeddedStore {
 }
 
 impl Inner {
-    /// Every appended offset is either still in `unapplied` or covered by `ff:applied` (an
-    /// apply deletes exactly the entries it covers, in the same batch), so the next offset
-    /// follows the higher of the two.
-    fn recover_next_offset(&self) -> Result<u64> {
-        let last_unapplied = match self.unapplied.last_key_value() {
-            Some(entry) => Some(decode_offset(&entry.key().map_err(read_err("unapplied"))?)?),
-            None => None,
+    /// The offsets of the `unapplied` entries not yet deleted, in order, and whether
+    /// [`UNAPPLIED_FROM`] is there.
+    fn runs_left(&self, applied: Option<u64>) -> Result<(VecDeque<Range<u64>>, bool)> {
+        let marker = get(&self.meta, UNAPPLIED_FROM.as_bytes())?;
+        let from = match &marker {
+            Some(value) => parse_offset(UNAPPLIED_FROM.as_bytes(), value)?,
+            None => applied.map_or(0, |a| a + 1),
         };
-        Ok(last_unapplied.max(self.applied_offset()?).map_or(0, |last| last + 1))
+        let runs = self
+            .unapplied
+            .range(from.to_be_bytes()..)
+            .map(|entry| {
+                let (key, value) = entry.into_inner().map_err(read_err("unapplied"))?;
+                let start = decode_offset(&key)?;
+                Ok(start..start + run_len(&value, start)?)
+            })
+            .collect::<Result<_>>()?;
+        Ok((runs, marker.is_some()))
     }
 
     /// The log writer thread: group commit. It takes every request queued while the previous
@@ -344,33 +513,92 @@ impl Inner {
     /// A dedicated OS thread rather than a task: it spends its life blocked in fsync, so it
     /// would hold a blocking-pool thread anyway; it owns the next offset without a lock; and it
     /// needs no runtime handle, so `open` works from plain sync code.
-    fn write_log(&self, mut next: u64, requests: mpsc::Receiver<AppendRequest>) {
+    ///
+    /// The group's events go into `unapplied` as runs: one entry per run rather than per event
+    /// (which was a fifth of the server's time at 50 events per request, with the deletions).
+    /// `runs` are those not yet deleted, in order; each group also deletes the ones that
+    /// applies have covered since (an apply deleting its events' entries itself held fjall's
+    /// journal, and so every append, for milliseconds). An apply's batch is written to the
+    /// journal before the deletions that follow it, so they are never durable without it.
+    /// `marked` says whether [`UNAPPLIED_FROM`] is stored.
+    fn write_log(
+        &self,
+        mut next: u64,
+        mut runs: VecDeque<Range<u64>>,
+        mut marked: bool,
+        requests: mpsc::Receiver<AppendRequest>,
+    ) {
+        // Kept across groups, so that building a run or a key does not allocate.
+        let (mut run, mut key) = (RunBuilder::default(), Vec::new());
         while let Ok(first) = requests.recv() {
             let group: Vec<AppendRequest> =
                 std::iter::once(first).chain(requests.try_iter()).collect();
             let start = next;
-            let mut batch = self.db.batch().durability(Some(PersistMode::SyncData));
+            let events = group.iter().map(|r| r.events.len()).sum::<usize>();
+            let applied = self.tail.lock().unwrap_or_else(PoisonError::into_inner).applied;
+            let dead = |offsets: &&Range<u64>| applied.is_some_and(|a| offsets.end - 1 <= a);
+            let purged =
+                if events > 0 { runs.iter().take(PURGE_RUNS).take_while(dead).count() } else { 0 };
+            // Sized up front: growing it was a tenth of this thread's time with large groups.
+            let entries = events + events.div_ceil(RUN_EVENTS) + purged + 1;
+            let mut batch = OwnedWriteBatch::with_capacity(self.db.clone(), entries)
+                .durability(Some(PersistMode::SyncData));
+            for run in runs.range(..purged) {
+                batch.remove(&self.unapplied, run.start.to_be_bytes());
+            }
+            if purged > 0 || !marked {
+                let oldest = runs.get(purged).map_or(start, |run| run.start);
+                batch.insert(&self.meta, UNAPPLIED_FROM, oldest.to_string());
+            }
             let mut ranges = Vec::with_capacity(group.len());
+            run.reset(start);
             for request in &group {
                 let from = next;
                 for event in &request.events {
-                    let record = fjall::Slice::from(encode_record(event));
-                    batch.insert(&self.log, log_key(&event.site, event.ts, next), record.clone());
-                    batch.insert(&self.unapplied, next.to_be_bytes(), record);
+                    let record = encode_record(event);
+                    run.push(&record);
+                    write_log_key(&mut key, &event.site, event.ts, next);
+                    batch.insert(&self.log, key.as_slice(), record);
                     next += 1;
+                    if run.len == RUN_EVENTS {
+                        run.write(&mut batch, &self.unapplied);
+                        run.reset(next);
+                    }
                 }
                 ranges.push(from..next);
+            }
+            if run.len > 0 {
+                run.write(&mut batch, &self.unapplied);
             }
             let committed = if next > start { batch.commit() } else { Ok(()) };
             // A caller that went away gets no answer; `send` failing then is expected.
             match committed {
                 Ok(()) => {
+                    marked |= next > start;
+                    runs.drain(..purged);
+                    let mut first = start;
+                    while first < next {
+                        let end = next.min(first + RUN_EVENTS as u64);
+                        runs.push_back(first..end);
+                        first = end;
+                    }
+                    let mut replies = Vec::with_capacity(group.len());
+                    let mut evicted = Vec::new();
+                    {
+                        let mut tail = self.tail.lock().unwrap_or_else(PoisonError::into_inner);
+                        for (AppendRequest { events, reply }, range) in
+                            group.into_iter().zip(ranges)
+                        {
+                            tail.push(range.start, events, &mut evicted);
+                            replies.push((reply, range));
+                        }
+                    }
                     if next > start {
                         self.syncs.fetch_add(1, Ordering::Relaxed);
                         self.appended.send_replace(Some(next - 1));
                     }
-                    for (request, range) in group.into_iter().zip(ranges) {
-                        let _ = request.reply.send(Ok(range));
+                    for (reply, range) in replies {
+                        let _ = reply.send(Ok(range));
                     }
                 }
                 Err(e) => {
@@ -385,23 +613,27 @@ impl Inner {
         }
     }
 
-    fn unapplied(&self, after: Option<u64>, limit: usize) -> Result<Vec<(u64, Event)>> {
-        let from = match after {
-            None => 0,
-            Some(after) => match after.checked_add(1) {
-                Some(from) => from,
-                None => return Ok(Vec::new()),
-            },
+    /// The events in `unapplied` from offset `from`, at most `limit`. The caller knows that an
+    /// event at `from` is unapplied, so the entry holding it is the last one at or before it.
+    fn unapplied(&self, from: u64, limit: usize) -> Result<Vec<(u64, Event)>> {
+        let first = match self.unapplied.range(..=from.to_be_bytes()).next_back() {
+            Some(entry) => decode_offset(&entry.key().map_err(read_err("unapplied"))?)?,
+            None => from,
         };
-        self.unapplied
-            .range(from.to_be_bytes()..)
-            .take(limit)
-            .map(|entry| {
-                let (key, record) = entry.into_inner().map_err(read_err("unapplied"))?;
-                let offset = decode_offset(&key)?;
-                Ok((offset, decode_event(&record, offset)?))
-            })
-            .collect()
+        let mut events = Vec::new();
+        for entry in self.unapplied.range(first.to_be_bytes()..) {
+            let (key, value) = entry.into_inner().map_err(read_err("unapplied"))?;
+            let start = decode_offset(&key)?;
+            for (offset, record) in (start..).zip(run_records(&value, start)?) {
+                if events.len() == limit {
+                    return Ok(events);
+                }
+                if offset >= from {
+                    events.push((offset, decode_event(record, offset)?));
+                }
+            }
+        }
+        Ok(events)
     }
 
     fn scan_log(&self, site: &str, from_ms: i64, to_ms: i64) -> Result<Vec<Event>> {
@@ -497,20 +729,15 @@ impl Inner {
         for key in &plan.minutes {
             batch.insert(&self.minutes, key.as_slice(), Vec::new());
         }
+        // The `unapplied` entries this covers are dead from now on; the log writer deletes them.
         if let Some(offset) = plan.offset {
-            let applied = self.applied_offset()?;
-            // Entries up to the previous applied offset are gone already; starting after it
-            // keeps the scan off their tombstones.
-            let from = applied.map_or(Some(0), |a| a.checked_add(1));
-            if let Some(from) = from.filter(|&from| from <= offset) {
-                for entry in self.unapplied.range(from.to_be_bytes()..=offset.to_be_bytes()) {
-                    batch.remove(&self.unapplied, entry.key().map_err(read_err("unapplied"))?);
-                }
-            }
-            let applied = applied.map_or(offset, |a| a.max(offset));
+            let applied = self.applied_offset()?.map_or(offset, |a| a.max(offset));
             batch.insert(&self.meta, keys::APPLIED, applied.to_string());
         }
         batch.commit().map_err(write_err("applying a batch"))?;
+        if let Some(offset) = plan.offset {
+            self.tail.lock().unwrap_or_else(PoisonError::into_inner).applied(offset);
+        }
 
         if !plan.minutes.is_empty() {
             self.expire_minutes()?;
@@ -555,14 +782,10 @@ impl Inner {
     }
 
     fn applied_offset(&self) -> Result<Option<u64>> {
-        let Some(value) = get(&self.meta, keys::APPLIED.as_bytes())? else {
-            return Ok(None);
-        };
-        std::str::from_utf8(&value)
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .map(Some)
-            .ok_or_else(|| StoreError::Corrupt(format!("{} is not an offset", keys::APPLIED)))
+        match get(&self.meta, keys::APPLIED.as_bytes())? {
+            Some(value) => parse_offset(keys::APPLIED.as_bytes(), &value).map(Some),
+            None => Ok(None),
+        }
     }
 
     fn all_sessions(&self) -> Result<Vec<(SessionKey, SessionRecord)>> {
@@ -755,11 +978,16 @@ fn sortable_ts(ts: i64) -> [u8; 8] {
 
 fn log_key(site: &str, ts: i64, offset: u64) -> Vec<u8> {
     let mut key = Vec::with_capacity(site.len() + 17);
+    write_log_key(&mut key, site, ts, offset);
+    key
+}
+
+fn write_log_key(key: &mut Vec<u8>, site: &str, ts: i64, offset: u64) {
+    key.clear();
     key.extend_from_slice(site.as_bytes());
     key.push(0);
     key.extend_from_slice(&sortable_ts(ts));
     key.extend_from_slice(&offset.to_be_bytes());
-    key
 }
 
 fn decode_offset(bytes: &[u8]) -> Result<u64> {
@@ -767,6 +995,68 @@ fn decode_offset(bytes: &[u8]) -> Result<u64> {
         StoreError::Corrupt(format!("a log offset has {} bytes, not 8", bytes.len()))
     })?;
     Ok(u64::from_be_bytes(bytes))
+}
+
+/// An `unapplied` run being written.
+#[derive(Default)]
+struct RunBuilder {
+    start: u64,
+    len: usize,
+    bytes: Vec<u8>,
+}
+
+impl RunBuilder {
+    fn reset(&mut self, start: u64) {
+        self.bytes.clear();
+        self.bytes.push(RUN);
+        self.bytes.extend_from_slice(&[0; 4]);
+        (self.start, self.len) = (start, 0);
+    }
+
+    fn push(&mut self, record: &[u8]) {
+        // Records are small (events have size limits), far from 4 GiB.
+        self.bytes.extend_from_slice(&(record.len() as u32).to_le_bytes());
+        self.bytes.extend_from_slice(record);
+        self.len += 1;
+    }
+
+    fn write(&mut self, batch: &mut OwnedWriteBatch, unapplied: &Keyspace) {
+        self.bytes[1..5].copy_from_slice(&(self.len as u32).to_le_bytes());
+        batch.insert(unapplied, self.start.to_be_bytes(), self.bytes.as_slice());
+    }
+}
+
+/// How many events an `unapplied` value at `start` holds.
+fn run_len(value: &[u8], start: u64) -> Result<u64> {
+    match value.split_first() {
+        Some((&RUN, rest)) => match rest.first_chunk::<4>() {
+            Some(count) => Ok(u64::from(u32::from_le_bytes(*count))),
+            None => Err(bad_run(start)),
+        },
+        // One event, as stores from before runs wrote them.
+        _ => Ok(1),
+    }
+}
+
+/// The records of an `unapplied` value at `start`, in offset order.
+fn run_records(value: &[u8], start: u64) -> Result<Vec<&[u8]>> {
+    let Some((&RUN, rest)) = value.split_first() else {
+        return Ok(vec![value]);
+    };
+    let (count, mut rest) = rest.split_first_chunk::<4>().ok_or_else(|| bad_run(start))?;
+    let mut records = Vec::with_capacity(u32::from_le_bytes(*count) as usize);
+    for _ in 0..u32::from_le_bytes(*count) {
+        let (len, after) = rest.split_first_chunk::<4>().ok_or_else(|| bad_run(start))?;
+        let len = u32::from_le_bytes(*len) as usize;
+        let record = after.get(..len).ok_or_else(|| bad_run(start))?;
+        records.push(record);
+        rest = &after[len..];
+    }
+    if rest.is_empty() { Ok(records) } else { Err(bad_run(start)) }
+}
+
+fn bad_run(start: u64) -> StoreError {
+    StoreError::Corrupt(format!("the unapplied run at offset {start} is truncated"))
 }
 
 fn decode_event(record: &[u8], offset: u64) -> Result<Event> {
@@ -786,6 +1076,13 @@ fn decode_minute_key(key: &[u8]) -> Result<(i64, &str)> {
     let (index, site) = key.split_first_chunk::<8>().ok_or_else(corrupt)?;
     let index = (u64::from_be_bytes(*index) ^ (1 << 63)) as i64;
     Ok((index, std::str::from_utf8(site).map_err(|_| corrupt())?))
+}
+
+fn parse_offset(key: &[u8], value: &[u8]) -> Result<u64> {
+    std::str::from_utf8(value)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| StoreError::Corrupt(format!("{} is not an offset", show_key(key))))
 }
 
 fn parse_counter(key: &[u8], value: &[u8]) -> Result<i64> {
@@ -841,5 +1138,97 @@ mod tests {
         assert!(err.contains("ff:{a.com}:b:d:2026-11-22:page:pageviews|xxx"), "{err}");
         assert!(err.contains("65535"), "{err}");
         assert!(err.len() < 400);
+    }
+
+    fn event(ts: i64) -> Event {
+        Event {
+            site: "a.com".into(),
+            ts,
+            name: "pageview".into(),
+            visitor: 1,
+            prev_visitor: None,
+            user_id: None,
+            session_hint: None,
+            page: format!("/{ts}"),
+            referrer: None,
+            source: None,
+            utm_source: None,
+            utm_medium: None,
+            utm_campaign: None,
+            props: Vec::new(),
+            screen_width: None,
+        }
+    }
+
+    fn offsets(read: (u64, Option<Vec<(u64, Event)>>)) -> Option<Vec<u64>> {
+        read.1.map(|events| events.into_iter().map(|(offset, _)| offset).collect())
+    }
+
+    #[test]
+    fn the_tail_moves_events_to_the_reader_that_continues_and_clones_them_for_others() {
+        let mut tail = Tail::new(0, None);
+        let mut evicted = Vec::new();
+        tail.push(0, (0..3).map(event).collect(), &mut evicted);
+        tail.push(3, (3..5).map(event).collect(), &mut evicted);
+        assert_eq!(offsets(tail.read(Some(1), 2)), Some(vec![2, 3]));
+        assert_eq!(tail.len, 5, "a reader from elsewhere gets copies");
+
+        assert_eq!(tail.read(None, 4).1.unwrap()[3], (3, event(3)));
+        assert_eq!(tail.len, 1, "the reader that continues takes them");
+        assert_eq!(offsets(tail.read(Some(1), 1)), None, "taken events are read from disk");
+        assert_eq!(offsets(tail.read(Some(3), 10)), Some(vec![4]));
+        assert_eq!(offsets(tail.read(Some(4), 10)), Some(vec![]));
+
+        tail.push(5, (5..8).map(event).collect(), &mut evicted);
+        tail.applied(5);
+        assert_eq!(offsets(tail.read(None, 10)), Some(vec![6, 7]), "applied events are left out");
+        tail.applied(7);
+        assert_eq!((tail.len, offsets(tail.read(None, 10))), (0, Some(vec![])));
+
+        tail.push(8, (8..8 + TAIL_EVENTS as i64).map(event).collect(), &mut evicted);
+        assert!(evicted.is_empty());
+        tail.push(8 + TAIL_EVENTS as u64, vec![event(0)], &mut evicted);
+        assert_eq!((evicted.len(), tail.len), (1, 1), "the oldest go beyond TAIL_EVENTS");
+        assert_eq!(offsets(tail.read(Some(8), 1)), None);
+    }
+
+    /// A store written before runs has one `unapplied` entry per event, the applied ones
+    /// deleted, and no `UNAPPLIED_FROM`; it opens with the same events unapplied.
+    #[tokio::test]
+    async fn unapplied_events_of_a_store_from_before_runs_are_kept() {
+        let dir = tempfile::TempDir::new().unwrap();
+        {
+            let store = EmbeddedStore::open(dir.path()).unwrap();
+            let db = &store.inner;
+            for offset in 3..6u64 {
+                let record = encode_record(&event(offset as i64));
+                db.unapplied.insert(offset.to_be_bytes(), record).unwrap();
+            }
+            db.meta.insert(keys::APPLIED, "2").unwrap();
+        }
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let offsets = |entries: Vec<(u64, Event)>| entries.into_iter().map(|(o, _)| o).collect();
+        let unapplied: Vec<u64> = offsets(store.unapplied(None, 10).await.unwrap());
+        assert_eq!(unapplied, [3, 4, 5]);
+        assert_eq!(store.unapplied(Some(3), 1).await.unwrap(), [(4, event(4))]);
+        assert_eq!(store.append(vec![event(6), event(7)]).await.unwrap(), 6..8);
+        store.apply(&WriteBatch { offset: Some(4), ..WriteBatch::default() }).await.unwrap();
+        // The next group deletes the two applied entries.
+        assert_eq!(store.append(vec![event(8)]).await.unwrap(), 8..9);
+        drop(store);
+
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        assert!(get(&store.inner.unapplied, &4u64.to_be_bytes()).unwrap().is_none());
+        let unapplied: Vec<u64> = offsets(store.unapplied(None, 10).await.unwrap());
+        assert_eq!(unapplied, [5, 6, 7, 8]);
+        assert_eq!(store.unapplied(Some(6), 1).await.unwrap(), [(7, event(7))]);
+        assert_eq!(store.append(vec![event(9)]).await.unwrap(), 9..10);
+
+        // Runs go once all their events are applied.
+        store.apply(&WriteBatch { offset: Some(8), ..WriteBatch::default() }).await.unwrap();
+        assert_eq!(store.append(vec![event(10)]).await.unwrap(), 10..11);
+        let left = |offset: u64| get(&store.inner.unapplied, &offset.to_be_bytes()).unwrap();
+        assert!(left(5).is_none() && left(6).is_none() && left(8).is_none());
+        assert!(left(9).is_some() && left(10).is_some());
     }
 }

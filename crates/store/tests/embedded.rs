@@ -8,7 +8,7 @@ use footfall_core::event::Event;
 use footfall_core::identity::Salts;
 use footfall_core::site::Site;
 use footfall_core::time::{Bucket, Grain};
-use footfall_store::embedded::MINUTES_KEPT;
+use footfall_store::embedded::{MINUTES_KEPT, TAIL_EVENTS};
 use footfall_store::{Counts, EmbeddedStore, Store, StoreError};
 use tempfile::TempDir;
 
@@ -156,4 +156,41 @@ async fn minute_buckets_expire_after_two_hours() {
     assert_eq!(uniques, 0, "the minute's unique count expires too");
     let days = store.totals("a.com", &[day]).await.unwrap();
     assert_eq!(days[0].pageviews, 3, "day buckets do not expire");
+}
+
+/// The newest unapplied events are served from memory; older ones, beyond what memory holds,
+/// and all of them after a restart, from the keyspace, with the same answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unapplied_events_beyond_memory_are_read_from_disk() {
+    let dir = TempDir::new().unwrap();
+    let total = TAIL_EVENTS as u64 + 1000;
+    let offsets = |entries: &[(u64, Event)]| entries.iter().map(|(o, _)| *o).collect::<Vec<_>>();
+    {
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        for chunk in (0..total).collect::<Vec<_>>().chunks(10_000) {
+            let events = chunk.iter().map(|&i| event(i as i64, &format!("/{i}"))).collect();
+            assert_eq!(
+                store.append(events).await.unwrap(),
+                chunk[0]..chunk[0] + chunk.len() as u64
+            );
+        }
+        let oldest = store.unapplied(None, 3).await.unwrap();
+        assert_eq!(oldest, [(0, event(0, "/0")), (1, event(1, "/1")), (2, event(2, "/2"))]);
+        let newest = store.unapplied(Some(total - 3), 10).await.unwrap();
+        assert_eq!(offsets(&newest), [total - 2, total - 1]);
+        assert_eq!(newest[1].1, event(total as i64 - 1, &format!("/{}", total - 1)));
+        let across = store.unapplied(Some(total - 1002), 4).await.unwrap();
+        assert_eq!(offsets(&across), (total - 1001..total - 997).collect::<Vec<_>>());
+
+        // Applied events are no longer unapplied, whether or not their entries are deleted yet.
+        store.apply(&WriteBatch { offset: Some(5), ..WriteBatch::default() }).await.unwrap();
+        assert_eq!(offsets(&store.unapplied(None, 2).await.unwrap()), [6, 7]);
+        let last = Some(total - 2);
+        store.apply(&WriteBatch { offset: last, ..WriteBatch::default() }).await.unwrap();
+        assert_eq!(offsets(&store.unapplied(None, 10).await.unwrap()), [total - 1]);
+    }
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    assert_eq!(offsets(&store.unapplied(None, 10).await.unwrap()), [total - 1]);
+    assert_eq!(store.append(vec![event(0, "/")]).await.unwrap(), total..total + 1);
+    assert_eq!(offsets(&store.unapplied(None, 10).await.unwrap()), [total - 1, total]);
 }
