@@ -64,17 +64,10 @@ fn event(site: &str, ts: i64, page: &str) -> Event {
         ts,
         name: "pageview".into(),
         visitor: ts as u64,
-        prev_visitor: None,
-        user_id: None,
-        session_hint: None,
         page: page.into(),
-        referrer: None,
-        source: None,
-        utm_source: None,
-        utm_medium: None,
-        utm_campaign: None,
         props: vec![("k".into(), "v:w".into())],
         screen_width: Some(1280),
+        ..Event::default()
     }
 }
 

@@ -1146,17 +1146,8 @@ mod tests {
             ts,
             name: "pageview".into(),
             visitor: 1,
-            prev_visitor: None,
-            user_id: None,
-            session_hint: None,
             page: format!("/{ts}"),
-            referrer: None,
-            source: None,
-            utm_source: None,
-            utm_medium: None,
-            utm_campaign: None,
-            props: Vec::new(),
-            screen_width: None,
+            ..Event::default()
         }
     }
 

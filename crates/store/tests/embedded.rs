@@ -26,17 +26,8 @@ fn event(ts: i64, page: &str) -> Event {
         ts,
         name: "pageview".into(),
         visitor: 1,
-        prev_visitor: None,
-        user_id: None,
-        session_hint: None,
         page: page.into(),
-        referrer: None,
-        source: None,
-        utm_source: None,
-        utm_medium: None,
-        utm_campaign: None,
-        props: Vec::new(),
-        screen_width: None,
+        ..Event::default()
     }
 }
 
