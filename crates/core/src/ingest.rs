@@ -180,8 +180,9 @@ impl Incoming {
         let external = self.referrer_host.as_deref().is_some_and(|h| !same_site(h, &site.domain));
         let (referrer, referrer_host) =
             if external { (self.referrer, self.referrer_host) } else { (None, None) };
+        debug_assert_eq!(self.site, site.domain, "the site looked up by `Incoming::site`");
         Event {
-            site: site.domain.clone(),
+            site: self.site,
             ts: self.ts,
             name: self.name,
             visitor,
@@ -832,30 +833,29 @@ fn simple_url(s: &str) -> Option<ParsedUrl<'_>> {
     if !simple_host(host) {
         return None;
     }
-    let mut i = host_end;
-    while i < bytes.len() && !matches!(bytes[i], b'?' | b'#') {
-        // A segment that begins with `.` (or `%`, which may spell one) may be `.` or `..`.
-        let segment_start = bytes[i - 1] == b'/';
-        if !PATH_CHARS[usize::from(bytes[i])] || segment_start && matches!(bytes[i], b'.' | b'%') {
-            return None;
-        }
-        i += 1;
+    let after_host = &bytes[host_end..];
+    let path_end =
+        after_host.iter().position(|b| matches!(b, b'?' | b'#')).unwrap_or(after_host.len());
+    // A segment that begins with `.` (or `%`, which may spell one) may be `.` or `..`; the
+    // path begins with `/` here.
+    let path = &after_host[..path_end];
+    let dot_segment = path.windows(2).any(|w| w[0] == b'/' && matches!(w[1], b'.' | b'%'));
+    if dot_segment || !path.iter().all(|&b| PATH_CHARS[usize::from(b)]) {
+        return None;
     }
-    let path = match &rest[host_end..i] {
+    let path = match &rest[host_end..host_end + path_end] {
         "" => "/",
         path => path,
     };
-    let query = match bytes.get(i) {
+    let query = match after_host.get(path_end) {
         Some(b'?') => {
-            let start = i + 1;
-            i = start;
-            while i < bytes.len() && bytes[i] != b'#' {
-                if !QUERY_CHARS[usize::from(bytes[i])] {
-                    return None;
-                }
-                i += 1;
+            let query = &after_host[path_end + 1..];
+            let query = &query[..query.iter().position(|&b| b == b'#').unwrap_or(query.len())];
+            if !query.iter().all(|&b| QUERY_CHARS[usize::from(b)]) {
+                return None;
             }
-            Some(&rest[start..i])
+            let start = host_end + path_end + 1;
+            Some(&rest[start..start + query.len()])
         }
         _ => None,
     };
