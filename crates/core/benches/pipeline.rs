@@ -13,7 +13,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use footfall_core::batch::{Counter, Slice, WriteBatch};
+use footfall_core::batch::{Counter, RowDelta, RowId, Slice, WriteBatch};
 use footfall_core::event::Event;
 use footfall_core::ingest::{self, Incoming, Payload};
 use footfall_core::pipeline::{DEFAULT_SESSION_TIMEOUT_MS, Pipeline};
@@ -107,11 +107,12 @@ fn pipeline(c: &mut Criterion<CpuTime>) {
         for (i, e) in events.iter().enumerate() {
             p.fold(i as u64, e, &mut b);
         }
-        let day_visits = |(id, n): (&footfall_core::batch::CounterId, &i64)| {
+        p.finish(&mut b);
+        let day_visits = |(id, d): (&RowId, &RowDelta)| {
             let total = id.slice == Slice::Total && id.bucket.grain == Grain::Day;
-            (total && id.counter == Counter::Visits).then_some(*n)
+            total.then(|| d.get(Counter::Visits))
         };
-        b.counters.iter().filter_map(day_visits).sum()
+        b.rows().filter_map(day_visits).sum()
     };
     eprintln!(
         "traffic: {} events ({} pageviews) in {} requests of {} bytes on average; {} visitors, \

@@ -3,11 +3,11 @@
 //! `HINCRBY key field 37`, not 37 commands. The batch names its keys by meaning ([`CounterId`],
 //! [`UniqueId`]); each backend maps them onto its own key schema.
 
-use std::borrow::Borrow;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
+use hashbrown::HashTable;
 use rustc_hash::{FxHashMap, FxHasher};
 use serde::{Deserialize, Serialize};
 
@@ -184,7 +184,16 @@ fn same_str(a: &str, b: &str) -> bool {
     std::ptr::eq(a, b) || a == b
 }
 
-/// One counter of one site in one bucket.
+/// One row of one site in one bucket: its total, or one breakdown value. A row has the five
+/// [`Counter`]s and a unique-visitor count (a HyperLogLog).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RowId {
+    pub site: Arc<str>,
+    pub bucket: Bucket,
+    pub slice: Slice,
+}
+
+/// One counter of one row.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct CounterId {
     pub site: Arc<str>,
@@ -193,26 +202,41 @@ pub struct CounterId {
     pub counter: Counter,
 }
 
-/// One unique-visitor count (a HyperLogLog) of one site in one bucket.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct UniqueId {
-    pub site: Arc<str>,
-    pub bucket: Bucket,
-    pub slice: Slice,
+impl CounterId {
+    pub fn row(&self) -> RowId {
+        RowId { site: self.site.clone(), bucket: self.bucket, slice: self.slice.clone() }
+    }
 }
 
-// The pipeline adds to a batch's counters dozens of times per event, nearly always to a key the
-// batch already has, and to several counters (and the unique count) of each row it touches.
-// Building a `CounterId` for each lookup would clone and drop two or three `Arc`s and hash all
-// its strings again; instead the pipeline names a [`Row`], whose hash is computed once, and an
-// existing key is found through a borrowed view of its parts (`dyn Key`), which `CounterId`
-// and `UniqueId` borrow as. The owned and borrowed forms hash through the same `row_hash`, so
-// they hash and compare alike by construction.
-
-/// The hash of a row's parts, which its counters' and unique count's hashes are built on.
-fn row_hash(site: &Arc<str>, bucket: Bucket, slice: SliceRef) -> u64 {
-    SiteRows::new(site).row(bucket, slice).hash
+/// What a batch changes in one row.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RowDelta {
+    /// Deltas by [`Counter`] (in [`Counter::ALL`]'s order). Zero where nothing changed or
+    /// changes cancelled out.
+    counters: [i64; 5],
+    /// Visitor ids to add to the row's unique count (see [`unique_element`]); may repeat.
+    pub visitors: Vec<u64>,
 }
+
+impl RowDelta {
+    pub fn get(&self, counter: Counter) -> i64 {
+        self.counters[counter as usize]
+    }
+
+    pub fn add(&mut self, counter: Counter, delta: i64) {
+        self.counters[counter as usize] += delta;
+    }
+
+    /// The counters that change, with their deltas.
+    pub fn counters(&self) -> impl Iterator<Item = (Counter, i64)> + '_ {
+        Counter::ALL.into_iter().zip(self.counters).filter(|&(_, d)| d != 0)
+    }
+}
+
+// The pipeline changes a batch's rows a dozen times per event, nearly always rows the batch
+// already has. Building a `RowId` for each lookup would clone and drop two or three `Arc`s and
+// hash all its strings again; instead the pipeline names a [`Row`], whose hash is computed once
+// from borrowed parts, and the batch keeps each row's hash beside it.
 
 /// A site's rows: names [`Row`]s, hashing the site's name once for all of them.
 pub struct SiteRows<'a> {
@@ -239,8 +263,7 @@ impl<'a> SiteRows<'a> {
     }
 }
 
-/// One row (the total, or a breakdown value) of one site in one bucket: where counters and a
-/// unique count are added by [`WriteBatch::incr_row`] and [`WriteBatch::add_unique_row`].
+/// A [`RowId`] by reference, with its hash.
 #[derive(Clone, Copy, Debug)]
 pub struct Row<'a> {
     site: &'a Arc<str>,
@@ -249,103 +272,17 @@ pub struct Row<'a> {
     hash: u64,
 }
 
-/// The parts of a [`UniqueId`] (no counter) or a [`CounterId`], owned or borrowed.
-trait Key {
-    fn row_hash(&self) -> u64;
-    fn counter(&self) -> Option<Counter>;
-    fn parts(&self) -> (&str, Bucket, SliceRef<'_>, Option<Counter>);
-}
-
-impl Key for UniqueId {
-    fn row_hash(&self) -> u64 {
-        row_hash(&self.site, self.bucket, self.slice.view())
+impl Row<'_> {
+    fn is(&self, id: &RowId) -> bool {
+        self.bucket == id.bucket
+            && same_str(self.site, &id.site)
+            && self.slice.same(id.slice.view())
     }
 
-    fn counter(&self) -> Option<Counter> {
-        None
-    }
-
-    fn parts(&self) -> (&str, Bucket, SliceRef<'_>, Option<Counter>) {
-        (&self.site, self.bucket, self.slice.view(), None)
+    fn to_id(self) -> RowId {
+        RowId { site: self.site.clone(), bucket: self.bucket, slice: self.slice.to_slice() }
     }
 }
-
-impl Key for CounterId {
-    fn row_hash(&self) -> u64 {
-        row_hash(&self.site, self.bucket, self.slice.view())
-    }
-
-    fn counter(&self) -> Option<Counter> {
-        Some(self.counter)
-    }
-
-    fn parts(&self) -> (&str, Bucket, SliceRef<'_>, Option<Counter>) {
-        (&self.site, self.bucket, self.slice.view(), Some(self.counter))
-    }
-}
-
-impl Key for (Row<'_>, Option<Counter>) {
-    fn row_hash(&self) -> u64 {
-        self.0.hash
-    }
-
-    fn counter(&self) -> Option<Counter> {
-        self.1
-    }
-
-    fn parts(&self) -> (&str, Bucket, SliceRef<'_>, Option<Counter>) {
-        (self.0.site, self.0.bucket, self.0.slice, self.1)
-    }
-}
-
-impl Hash for dyn Key + '_ {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(self.row_hash());
-        if let Some(counter) = self.counter() {
-            counter.hash(state);
-        }
-    }
-}
-
-impl PartialEq for dyn Key + '_ {
-    fn eq(&self, other: &Self) -> bool {
-        let (
-            (site, bucket, slice, counter),
-            (other_site, other_bucket, other_slice, other_counter),
-        ) = (self.parts(), other.parts());
-        counter == other_counter
-            && bucket == other_bucket
-            && same_str(site, other_site)
-            && slice.same(other_slice)
-    }
-}
-
-impl Eq for dyn Key + '_ {}
-
-impl Hash for UniqueId {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        (self as &dyn Key).hash(state);
-    }
-}
-
-impl Hash for CounterId {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        (self as &dyn Key).hash(state);
-    }
-}
-
-impl<'a> Borrow<dyn Key + 'a> for UniqueId {
-    fn borrow(&self) -> &(dyn Key + 'a) {
-        self
-    }
-}
-
-impl<'a> Borrow<dyn Key + 'a> for CounterId {
-    fn borrow(&self) -> &(dyn Key + 'a) {
-        self
-    }
-}
-
 /// The bytes added to a unique count for a visitor: the id, little-endian. Every backend adds
 /// exactly these bytes, so their HyperLogLogs agree register for register.
 pub fn unique_element(visitor: u64) -> [u8; 8] {
@@ -367,23 +304,22 @@ pub struct SessionRecord {
     pub last: i64,
     pub pageviews: u32,
     pub events: u32,
-    pub entry: Option<String>,
-    pub exit: Option<String>,
-    pub source: Option<String>,
-    pub referrer: Option<String>,
-    pub utm_source: Option<String>,
-    pub utm_medium: Option<String>,
-    pub utm_campaign: Option<String>,
+    // Shared with the pipeline's own copies rather than copied for each write.
+    pub entry: Option<Arc<str>>,
+    pub exit: Option<Arc<str>>,
+    pub source: Option<Arc<str>>,
+    pub referrer: Option<Arc<str>>,
+    pub utm_source: Option<Arc<str>>,
+    pub utm_medium: Option<Arc<str>>,
+    pub utm_campaign: Option<Arc<str>>,
     pub hint: Option<u64>,
 }
 
 /// Everything one run of events changes, applied by a store atomically together with `offset`.
 #[derive(Debug, Default)]
 pub struct WriteBatch {
-    /// Deltas, summed per counter. A zero may remain where changes cancelled out.
-    pub counters: FxHashMap<CounterId, i64>,
-    /// Visitor ids to add to each unique count (see [`unique_element`]); may repeat.
-    pub uniques: FxHashMap<UniqueId, Vec<u64>>,
+    /// Rows with the hash their [`Row`] gave, so that growing the table hashes nothing again.
+    rows: HashTable<(u64, RowId, RowDelta)>,
     /// Sessions to write (`Some`) or delete (`None`).
     pub sessions: FxHashMap<SessionKey, Option<SessionRecord>>,
     /// The highest raw-log offset this batch covers: once applied, every event at or below it
@@ -394,49 +330,63 @@ pub struct WriteBatch {
 }
 
 impl WriteBatch {
+    /// A batch that changes nothing yet and covers the log up to `offset`, `events` events.
+    pub fn at(offset: Option<u64>, events: u64) -> WriteBatch {
+        WriteBatch { offset, events, ..WriteBatch::default() }
+    }
+
+    /// The rows the batch changes, each once.
+    pub fn rows(&self) -> impl Iterator<Item = (&RowId, &RowDelta)> {
+        self.rows.iter().map(|(_, id, delta)| (id, delta))
+    }
+
+    /// How many rows the batch changes.
+    pub fn row_count(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Makes room for `rows` more rows.
+    pub fn reserve(&mut self, rows: usize) {
+        self.rows.reserve(rows, |(hash, ..)| *hash);
+    }
+
+    /// The changes to `row`, a new (empty) entry if the batch had none; the row's strings are
+    /// cloned only then.
+    pub fn row(&mut self, row: &Row) -> &mut RowDelta {
+        let entry = self.rows.entry(row.hash, |(_, id, _)| row.is(id), |(hash, ..)| *hash);
+        &mut entry.or_insert_with(|| (row.hash, row.to_id(), RowDelta::default())).into_mut().2
+    }
+
+    fn row_by_id(&mut self, id: RowId) -> &mut RowDelta {
+        let slice = id.slice.view();
+        let row = SiteRows::new(&id.site).row(id.bucket, slice);
+        let hash = row.hash;
+        let entry = self.rows.entry(hash, |(_, other, _)| *other == id, |(hash, ..)| *hash);
+        &mut entry.or_insert_with(|| (hash, id, RowDelta::default())).into_mut().2
+    }
+
+    /// Adds `delta` to a counter (creating its row even when `delta` is zero).
     pub fn incr(&mut self, id: CounterId, delta: i64) {
-        if delta != 0 {
-            *self.counters.entry(id).or_insert(0) += delta;
-        }
+        let counter = id.counter;
+        let CounterId { site, bucket, slice, .. } = id;
+        self.row_by_id(RowId { site, bucket, slice }).add(counter, delta);
     }
 
-    pub fn add_unique(&mut self, id: UniqueId, visitor: u64) {
-        self.uniques.entry(id).or_default().push(visitor);
+    /// Adds a visitor to a row's unique count.
+    pub fn add_unique(&mut self, row: RowId, visitor: u64) {
+        self.row_by_id(row).visitors.push(visitor);
     }
 
-    /// [`WriteBatch::incr`] by row; the row's strings are cloned only for a new counter.
-    pub fn incr_row(&mut self, row: &Row, counter: Counter, delta: i64) {
-        if delta == 0 {
-            return;
-        }
-        match self.counters.get_mut(&(*row, Some(counter)) as &dyn Key) {
-            Some(sum) => *sum += delta,
-            None => {
-                let (site, bucket, slice) = (row.site.clone(), row.bucket, row.slice.to_slice());
-                self.counters.insert(CounterId { site, bucket, slice, counter }, delta);
-            }
-        }
-    }
-
-    /// [`WriteBatch::add_unique`] by row; the row's strings are cloned only for a new count.
-    pub fn add_unique_row(&mut self, row: &Row, visitor: u64) {
-        match self.uniques.get_mut(&(*row, None) as &dyn Key) {
-            Some(visitors) => visitors.push(visitor),
-            None => {
-                let (site, bucket, slice) = (row.site.clone(), row.bucket, row.slice.to_slice());
-                // The capacity `push` would give the first visitor.
-                let mut visitors = Vec::with_capacity(4);
-                visitors.push(visitor);
-                self.uniques.insert(UniqueId { site, bucket, slice }, visitors);
-            }
-        }
+    /// The delta of one counter; zero if the batch does not change it.
+    pub fn counter(&self, id: &CounterId) -> i64 {
+        let row = SiteRows::new(&id.site).row(id.bucket, id.slice.view());
+        self.rows
+            .find(row.hash, |(_, other, _)| row.is(other))
+            .map_or(0, |(.., d)| d.get(id.counter))
     }
 
     pub fn is_empty(&self) -> bool {
-        self.counters.is_empty()
-            && self.uniques.is_empty()
-            && self.sessions.is_empty()
-            && self.offset.is_none()
+        self.rows.is_empty() && self.sessions.is_empty() && self.offset.is_none()
     }
 }
 
@@ -465,23 +415,27 @@ mod tests {
     }
 
     #[test]
-    fn counters_sum_per_key_and_drop_zero_deltas() {
-        let id = CounterId {
+    fn counters_sum_per_row() {
+        let id = |counter| CounterId {
             site: "a.com".into(),
             bucket: Bucket { grain: crate::time::Grain::Day, index: 1 },
             slice: Slice::Total,
-            counter: Counter::Pageviews,
+            counter,
         };
         let mut b = WriteBatch::default();
-        b.incr(id.clone(), 3);
-        b.incr(id.clone(), 4);
-        b.incr(id.clone(), 0);
-        assert_eq!(b.counters.len(), 1);
-        assert_eq!(b.counters[&id], 7);
+        b.incr(id(Counter::Pageviews), 3);
+        b.incr(id(Counter::Pageviews), 4);
+        b.incr(id(Counter::Visits), 0);
+        b.incr(id(Counter::Events), 1);
+        assert_eq!(b.row_count(), 1);
+        assert_eq!(b.counter(&id(Counter::Pageviews)), 7);
+        let (_, delta) = b.rows().next().unwrap();
+        let changed: Vec<_> = delta.counters().collect();
+        assert_eq!(changed, [(Counter::Pageviews, 7), (Counter::Events, 1)], "no zero deltas");
     }
 
     #[test]
-    fn keys_by_parts_are_the_same_keys() {
+    fn rows_by_parts_are_the_same_rows() {
         let bucket = Bucket { grain: crate::time::Grain::Day, index: 1 };
         let page: Arc<str> = "/a".into();
         let by = |counter| CounterId {
@@ -492,24 +446,26 @@ mod tests {
         };
         let mut b = WriteBatch::default();
         b.incr(by(Counter::Events), 1);
-        // Equal strings in other allocations name the same key.
+        // Equal strings in other allocations name the same row.
         let site: Arc<str> = "a.com".into();
         let rows = SiteRows::new(&site);
         let row = rows.row(bucket, SliceRef::By(&Dim::Page, &page));
-        b.incr_row(&row, Counter::Events, 2);
-        b.incr_row(&row, Counter::Pageviews, 3);
-        b.incr_row(&row, Counter::Visits, 0);
-        b.incr_row(&rows.row(bucket, SliceRef::Total), Counter::Events, 4);
-        b.incr_row(&rows.row(bucket, SliceRef::By(&Dim::EntryPage, &page)), Counter::Events, 5);
-        assert_eq!(b.counters.len(), 4);
-        assert_eq!(b.counters[&by(Counter::Events)], 3);
-        assert_eq!(b.counters[&by(Counter::Pageviews)], 3);
+        b.row(&row).add(Counter::Events, 2);
+        b.row(&row).add(Counter::Pageviews, 3);
+        b.row(&rows.row(bucket, SliceRef::Total)).add(Counter::Events, 4);
+        b.row(&rows.row(bucket, SliceRef::By(&Dim::EntryPage, &page))).add(Counter::Events, 5);
+        assert_eq!(b.row_count(), 3);
+        assert_eq!(b.counter(&by(Counter::Events)), 3);
+        assert_eq!(b.counter(&by(Counter::Pageviews)), 3);
+        assert_eq!(b.counter(&by(Counter::Visits)), 0);
 
-        let unique = UniqueId { site: "a.com".into(), bucket, slice: Slice::Total };
-        b.add_unique(unique.clone(), 1);
-        b.add_unique_row(&rows.row(bucket, SliceRef::Total), 2);
-        b.add_unique_row(&row, 3);
-        assert_eq!(b.uniques.len(), 2);
-        assert_eq!(b.uniques[&unique], [1, 2]);
+        let total = RowId { site: "a.com".into(), bucket, slice: Slice::Total };
+        b.add_unique(total.clone(), 1);
+        b.row(&rows.row(bucket, SliceRef::Total)).visitors.push(2);
+        b.row(&row).visitors.push(3);
+        let visitors: FxHashMap<&RowId, &[u64]> =
+            b.rows().map(|(id, d)| (id, d.visitors.as_slice())).collect();
+        assert_eq!(visitors[&total], [1, 2]);
+        assert_eq!(visitors[&by(Counter::Events).row()], [3]);
     }
 }

@@ -14,7 +14,9 @@ use std::sync::Arc;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use crate::batch::{Counter, Dim, Row, SessionKey, SessionRecord, SiteRows, SliceRef, WriteBatch};
+use crate::batch::{
+    Counter, Dim, Row, RowDelta, SessionKey, SessionRecord, SiteRows, SliceRef, WriteBatch,
+};
 use crate::event::Event;
 use crate::site::Site;
 use crate::time::{Bucket, CachedClock, Grain, SiteClock};
@@ -86,7 +88,7 @@ impl Session {
 }
 
 /// What a session adds to the counters of its start bucket.
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Copy, Debug, Default)]
 struct Contribution {
     visits: i64,
     bounces: i64,
@@ -131,12 +133,18 @@ impl Contribution {
     }
 }
 
-/// A session as it was before an event changed it.
-#[derive(Clone, Copy)]
+/// What a session had contributed before a batch changed it.
+#[derive(Clone, Copy, Debug)]
 struct Before {
     contribution: Contribution,
     entry: Option<Id>,
     exit: Option<Id>,
+}
+
+impl Before {
+    fn of(s: &Session) -> Before {
+        Before { contribution: Contribution::of(s), entry: s.entry, exit: s.exit }
+    }
 }
 
 /// The number of a value in a [`Table`]; never zero, so that an `Option<Id>` is 4 bytes.
@@ -278,13 +286,14 @@ pub struct Pipeline {
     last_site: usize,
     /// The name of the last event, interned: nearly every event is a pageview.
     last_name: Option<Arc<str>>,
-    /// Sessions changed since the last [`Pipeline::finish`], by site index and visitor: each
-    /// once, as its [`DIRTY`] flag says, so no set is needed to deduplicate them.
-    dirty: Vec<(usize, u64)>,
+    /// Sessions changed since the last [`Pipeline::finish`] (those with the [`DIRTY`] flag), by
+    /// site index and visitor, with what each contributed before (`None` if new since).
+    /// A session's visit metrics are written once per batch, however many events it had in it.
+    dirty: FxHashMap<(usize, u64), Option<Before>>,
     shared: Shared,
-    /// How many counters and unique counts the last finished batch had: a fresh batch is sized
-    /// for as many up front rather than growing (and rehashing) a dozen times.
-    batch_size: (usize, usize),
+    /// How many rows the last finished batch had: a fresh batch is sized for as many up front
+    /// rather than growing a dozen times.
+    batch_rows: usize,
 }
 
 impl Pipeline {
@@ -300,9 +309,9 @@ impl Pipeline {
             site_ids: FxHashMap::default(),
             last_site: 0,
             last_name: None,
-            dirty: Vec::new(),
+            dirty: FxHashMap::default(),
             shared: Shared::default(),
-            batch_size: (0, 0),
+            batch_rows: 0,
         };
         for site in sites {
             p.set_site(site);
@@ -349,9 +358,8 @@ impl Pipeline {
     pub fn fold(&mut self, offset: u64, event: &Event, batch: &mut WriteBatch) {
         batch.offset = Some(offset);
         batch.events += 1;
-        if batch.counters.capacity() == 0 {
-            batch.counters.reserve(self.batch_size.0);
-            batch.uniques.reserve(self.batch_size.1);
+        if batch.row_count() == 0 {
+            batch.reserve(self.batch_rows);
         }
         let id = self.site_id(&event.site);
         let pageview = event.is_pageview();
@@ -364,11 +372,11 @@ impl Pipeline {
         let SiteState { name, clock, sessions } = &mut self.sites[id];
         let visitor = session_visitor(sessions, event, timeout);
 
+        let mut rows = Rows { batch, site: SiteRows::new(name), visitor };
         let (session, before) = match sessions.entry(visitor) {
             Entry::Occupied(o) if continues(o.get(), event, timeout) => {
                 let s = o.into_mut();
-                let before =
-                    Before { contribution: Contribution::of(s), entry: s.entry, exit: s.exit };
+                let before = Before::of(s);
                 // An event a little older than the session's start (clock skew) joins it
                 // without moving the start, so the session stays in its bucket.
                 s.last = s.last.max(event.ts);
@@ -383,9 +391,13 @@ impl Pipeline {
             }
             Entry::Occupied(o) => {
                 let s = o.into_mut();
-                // The ended session's row stays as it is; the new one is listed for `finish`
-                // if the old one was.
+                // The ended session's changes in this batch are written now; the new one takes
+                // its place in `dirty`, as new.
                 let dirty = s.flags & DIRTY;
+                if dirty != 0 {
+                    let before = self.dirty.insert((id, visitor), None).flatten();
+                    emit_session(&mut rows, clock, &self.shared, before, s);
+                }
                 *s = new_session(&mut self.shared, event, pageview, page);
                 s.flags |= dirty;
                 (s, None)
@@ -396,28 +408,26 @@ impl Pipeline {
         };
         if session.flags & DIRTY == 0 {
             session.flags |= DIRTY;
-            self.dirty.push((id, visitor));
+            self.dirty.insert((id, visitor), before);
         }
-
-        let mut rows = Rows { batch, site: SiteRows::new(name), visitor };
-        emit_session(&mut rows, clock, &self.shared, before, session);
         let page = self.shared.pages.get(page);
         emit_event(&mut rows, clock, event, page, &event_name, &mut self.shared.strings);
     }
 
-    /// Moves the sessions changed since the last call into `batch`, to be persisted with it.
+    /// Writes the changes of the sessions changed since the last call into `batch` (their
+    /// visit metrics, and the sessions themselves, to be persisted with it).
     pub fn finish(&mut self, batch: &mut WriteBatch) {
-        self.batch_size = (batch.counters.len(), batch.uniques.len());
         batch.sessions.reserve(self.dirty.len());
-        for (id, visitor) in self.dirty.drain(..) {
-            let site = &mut self.sites[id];
-            // A session evicted since it changed is already deleted in `batch`.
-            let record = site.sessions.get_mut(&visitor).map(|s| {
-                s.flags &= !DIRTY;
-                record_of(s, &self.shared)
-            });
-            batch.sessions.insert(SessionKey { site: site.name.clone(), visitor }, record);
+        for ((id, visitor), before) in self.dirty.drain() {
+            let SiteState { name, clock, sessions } = &mut self.sites[id];
+            let s = sessions.get_mut(&visitor).expect("a changed session is live until written");
+            s.flags &= !DIRTY;
+            let mut rows = Rows { batch, site: SiteRows::new(name), visitor };
+            emit_session(&mut rows, clock, &self.shared, before, s);
+            let record = Some(record_of(s, &self.shared));
+            batch.sessions.insert(SessionKey { site: name.clone(), visitor }, record);
         }
+        self.batch_rows = batch.row_count();
     }
 
     /// Forgets sessions idle for longer than the timeout (plus a grace for late events) at
@@ -429,7 +439,7 @@ impl Pipeline {
         // The pages and attributions the remaining sessions name, marked on the way.
         let mut pages = self.shared.pages.marks();
         let mut attributions = self.shared.attributions.marks();
-        for SiteState { name, sessions, .. } in &mut self.sites {
+        for (id, SiteState { name, clock, sessions }) in self.sites.iter_mut().enumerate() {
             sessions.retain(|&visitor, s| {
                 let keep = s.flags & TOUCHED != 0 || s.last >= horizon;
                 s.flags &= !TOUCHED;
@@ -438,11 +448,17 @@ impl Pipeline {
                         pages[index(page)] = true;
                     }
                     attributions[index(s.attribution)] = true;
-                } else {
-                    batch.sessions.insert(SessionKey { site: name.clone(), visitor }, None);
-                    evicted += 1;
+                    return true;
                 }
-                keep
+                if s.flags & DIRTY != 0 {
+                    // Changed since the last `finish` (which has not seen it): written now.
+                    let before = self.dirty.remove(&(id, visitor)).flatten();
+                    let mut rows = Rows { batch, site: SiteRows::new(name), visitor };
+                    emit_session(&mut rows, clock, &self.shared, before, s);
+                }
+                batch.sessions.insert(SessionKey { site: name.clone(), visitor }, None);
+                evicted += 1;
+                false
             });
         }
         if evicted > 0 {
@@ -524,8 +540,7 @@ fn continues(s: &Session, event: &Event, timeout_ms: i64) -> bool {
 
 fn record_of(s: &Session, shared: &Shared) -> SessionRecord {
     let a = shared.attributions.get(s.attribution);
-    let page = |id: Option<Id>| id.map(|id| shared.pages.get(id).to_string());
-    let owned = |v: &Option<Arc<str>>| v.as_deref().map(str::to_owned);
+    let page = |id: Option<Id>| id.map(|id| shared.pages.get(id).clone());
     SessionRecord {
         start: s.start,
         last: s.last,
@@ -533,11 +548,11 @@ fn record_of(s: &Session, shared: &Shared) -> SessionRecord {
         events: s.events,
         entry: page(s.entry),
         exit: page(s.exit),
-        source: owned(&a.source),
-        referrer: owned(&a.referrer),
-        utm_source: owned(&a.utm_source),
-        utm_medium: owned(&a.utm_medium),
-        utm_campaign: owned(&a.utm_campaign),
+        source: a.source.clone(),
+        referrer: a.referrer.clone(),
+        utm_source: a.utm_source.clone(),
+        utm_medium: a.utm_medium.clone(),
+        utm_campaign: a.utm_campaign.clone(),
         hint: s.hint(),
     }
 }
@@ -563,18 +578,21 @@ impl<'a> Rows<'a> {
         self.site.row(bucket, slice)
     }
 
-    fn add_all(&mut self, row: &Row, c: Contribution) {
-        for (counter, delta) in c.counters() {
-            self.batch.incr_row(row, counter, delta);
+    fn add_all(&mut self, row: &Row, c: Contribution) -> &mut RowDelta {
+        let delta = self.batch.row(row);
+        for (counter, d) in c.counters() {
+            delta.add(counter, d);
         }
+        delta
     }
 
     /// The event's own counts in a row: one event, perhaps a pageview, by this visitor.
     fn event(&mut self, bucket: Bucket, slice: SliceRef, pageviews: i64) {
         let row = self.row(bucket, slice);
-        self.batch.incr_row(&row, Counter::Events, 1);
-        self.batch.incr_row(&row, Counter::Pageviews, pageviews);
-        self.batch.add_unique_row(&row, self.visitor);
+        let delta = self.batch.row(&row);
+        delta.add(Counter::Events, 1);
+        delta.add(Counter::Pageviews, pageviews);
+        delta.visitors.push(self.visitor);
     }
 }
 
@@ -616,10 +634,10 @@ fn emit_session(
 
     // Pageviews and events of the totals are counted per event, in its own bucket.
     for bucket in [minute, hour, day] {
-        let row = rows.row(bucket, SliceRef::Total);
-        rows.batch.incr_row(&row, Counter::Visits, delta.visits);
-        rows.batch.incr_row(&row, Counter::Bounces, delta.bounces);
-        rows.batch.incr_row(&row, Counter::Duration, delta.duration);
+        let row = rows.batch.row(&rows.row(bucket, SliceRef::Total));
+        row.add(Counter::Visits, delta.visits);
+        row.add(Counter::Bounces, delta.bounces);
+        row.add(Counter::Duration, delta.duration);
     }
 
     let page = |id: Option<Id>| id.map(|id| shared.pages.get(id));
@@ -635,16 +653,15 @@ fn emit_session(
     for (dim, old, new) in paged.iter().chain(&attribution) {
         match (old, new) {
             (Some(o), Some(n)) if o == n => {
-                rows.add_all(&rows.row(day, SliceRef::By(dim, n)), delta)
+                rows.add_all(&rows.row(day, SliceRef::By(dim, n)), delta);
             }
             _ => {
                 if let Some(o) = old {
                     rows.add_all(&rows.row(day, SliceRef::By(dim, o)), was.negated());
                 }
                 if let Some(n) = new {
-                    let row = rows.row(day, SliceRef::By(dim, n));
-                    rows.add_all(&row, now);
-                    rows.batch.add_unique_row(&row, rows.visitor);
+                    let visitor = rows.visitor;
+                    rows.add_all(&rows.row(day, SliceRef::By(dim, n)), now).visitors.push(visitor);
                 }
             }
         }
@@ -694,17 +711,19 @@ mod tests {
 
     impl Ledger {
         fn apply(&mut self, b: WriteBatch) {
-            for (id, d) in b.counters {
-                let k = (id.bucket.label(), slice_name(&id.slice), id.counter.name());
-                *self.counters.entry(k).or_default() += d;
-            }
-            for (id, vs) in b.uniques {
-                let k = (id.bucket.label(), slice_name(&id.slice));
-                self.uniques.entry(k).or_default().extend(vs);
+            for (id, delta) in b.rows() {
+                for (counter, d) in delta.counters() {
+                    let k = (id.bucket.label(), slice_name(&id.slice), counter.name());
+                    *self.counters.entry(k).or_default() += d;
+                }
+                if !delta.visitors.is_empty() {
+                    let k = (id.bucket.label(), slice_name(&id.slice));
+                    self.uniques.entry(k).or_default().extend(&delta.visitors);
+                }
             }
             for (k, r) in b.sessions {
                 match r {
-                    Some(r) => self.sessions.insert(k.visitor, r),
+                    Some(r) => self.sessions.insert(k.visitor, detached(r)),
                     None => self.sessions.remove(&k.visitor),
                 };
             }
@@ -720,6 +739,23 @@ mod tests {
         fn visitors(&self, bucket: &str, slice: &str) -> usize {
             self.uniques.get(&(bucket.into(), slice.into())).map_or(0, BTreeSet::len)
         }
+    }
+
+    /// A record with strings of its own, as a store keeps it (a store does not hold on to the
+    /// pipeline's strings).
+    fn detached(mut r: SessionRecord) -> SessionRecord {
+        for s in [
+            &mut r.entry,
+            &mut r.exit,
+            &mut r.source,
+            &mut r.referrer,
+            &mut r.utm_source,
+            &mut r.utm_medium,
+            &mut r.utm_campaign,
+        ] {
+            *s = s.as_deref().map(Arc::from);
+        }
+        r
     }
 
     fn site(tz: &str) -> Site {
@@ -928,6 +964,108 @@ mod tests {
         assert_eq!(l.sessions.keys().collect::<Vec<_>>(), [&2]);
     }
 
+    /// Events of 12 visitors over a few hours: gaps that do and do not end sessions, pages,
+    /// custom events with props, sources, and client session ids that change.
+    fn mixed_traffic() -> Vec<Event> {
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let mut ts = T0;
+        (0..600)
+            .map(|_| {
+                ts += next(4) as i64 * MIN / 2 + next(2) as i64 * (next(50) as i64) * MIN / 10;
+                let visitor = next(12);
+                let page = format!("/{}", next(5));
+                let mut e = if next(4) == 0 {
+                    let mut e = ev(visitor, ts, "signup", &page);
+                    e.props = vec![("plan".into(), format!("p{}", next(3)))];
+                    e
+                } else {
+                    pv(visitor, ts, &page)
+                };
+                e.source =
+                    [None, Some("Google".into()), Some("Bing".into())][next(3) as usize].clone();
+                e.session_hint = (visitor < 3).then(|| next(2));
+                e
+            })
+            .collect()
+    }
+
+    impl Ledger {
+        /// The ledger without rows whose sums are zero, as a query would see it.
+        fn nonzero(&self) -> BTreeMap<(String, String, &'static str), i64> {
+            self.counters.iter().filter(|(_, v)| **v != 0).map(|(k, v)| (k.clone(), *v)).collect()
+        }
+    }
+
+    #[test]
+    fn batch_boundaries_change_nothing() {
+        let events = mixed_traffic();
+        let fold_in_chunks = |chunk: usize| {
+            let mut p = Pipeline::new(DEFAULT_SESSION_TIMEOUT_MS, &[site("Europe/Berlin")], []);
+            let mut l = Ledger::default();
+            for (n, chunk) in events.chunks(chunk).enumerate() {
+                let mut b = WriteBatch::default();
+                for (i, e) in chunk.iter().enumerate() {
+                    p.fold((n * chunk.len() + i) as u64, e, &mut b);
+                }
+                p.finish(&mut b);
+                l.apply(b);
+            }
+            l
+        };
+        let one_by_one = fold_in_chunks(1);
+        let visits: i64 = one_by_one
+            .counters
+            .iter()
+            .filter(|((b, s, c), _)| b.len() == 10 && s == "total" && *c == "visits")
+            .map(|(_, v)| v)
+            .sum();
+        assert!(visits > 30 && visits < 300, "the traffic has many sessions ({visits})");
+        for chunk in [7, 100, events.len()] {
+            let l = fold_in_chunks(chunk);
+            assert_eq!(l.nonzero(), one_by_one.nonzero(), "chunks of {chunk}");
+            // A unique count cannot forget a visitor: the exit page a session passed through
+            // keeps it. Within one batch there is no passing through, so bigger batches count
+            // fewer such visitors, and no other difference.
+            let (mut batched, mut single) = (l.uniques.clone(), one_by_one.uniques.clone());
+            let exits = |u: &mut BTreeMap<(String, String), BTreeSet<u64>>| {
+                u.extract_if(.., |(_, s), _| s.starts_with("exit_page=")).collect::<Vec<_>>()
+            };
+            let (fewer, more) = (exits(&mut batched), exits(&mut single));
+            assert_eq!(batched, single, "chunks of {chunk}");
+            assert_eq!(fewer.len(), more.len());
+            for ((key, fewer), (_, more)) in fewer.iter().zip(&more) {
+                assert!(fewer.is_subset(more), "chunks of {chunk}: {key:?}");
+            }
+            assert_eq!(l.sessions, one_by_one.sessions, "chunks of {chunk}");
+        }
+    }
+
+    #[test]
+    fn a_session_evicted_before_finish_keeps_its_changes() {
+        let mut p = Pipeline::new(DEFAULT_SESSION_TIMEOUT_MS, &[site("UTC")], []);
+        let mut l = Ledger::default();
+        let mut b = WriteBatch::default();
+        p.fold(0, &pv(1, T0, "/"), &mut b);
+        p.fold(1, &pv(1, T0 + MIN, "/b"), &mut b);
+        let later = T0 + 2 * DEFAULT_SESSION_TIMEOUT_MS;
+        assert_eq!(p.evict_idle(later, &mut b), 0);
+        assert_eq!(p.evict_idle(later, &mut b), 1);
+        p.finish(&mut b);
+        l.apply(b);
+        assert_eq!(l.get(DAY, "total", "visits"), 1);
+        assert_eq!(l.get(DAY, "total", "bounces"), 0);
+        assert_eq!(l.get(DAY, "total", "duration"), MIN);
+        assert_eq!(l.get(DAY, "exit_page=/b", "visits"), 1);
+        assert_eq!(l.get(DAY, "entry_page=/", "pageviews"), 2);
+        assert!(l.sessions.is_empty());
+    }
+
     #[test]
     fn batches_sum_per_key() {
         let mut p = Pipeline::new(DEFAULT_SESSION_TIMEOUT_MS, &[site("UTC")], []);
@@ -941,7 +1079,7 @@ mod tests {
             slice: Slice::Total,
             counter: Counter::Pageviews,
         };
-        assert_eq!(b.counters[&id], 37);
+        assert_eq!(b.counter(&id), 37);
         assert_eq!(b.offset, Some(36));
         assert_eq!(b.events, 37);
     }

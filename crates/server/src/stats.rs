@@ -308,7 +308,7 @@ mod tests {
     use axum::body::Body;
     use axum::http::Request;
     use axum::http::header::AUTHORIZATION;
-    use footfall_core::batch::{Counter, CounterId, UniqueId, WriteBatch};
+    use footfall_core::batch::{Counter, CounterId, RowId, WriteBatch};
     use footfall_core::identity::Salts;
     use footfall_core::time::{Grain, days_from_civil};
     use footfall_store::{ApiKey, EmbeddedStore};
@@ -347,7 +347,7 @@ mod tests {
             b.incr(id, delta);
         }
         for &v in visitors {
-            b.add_unique(UniqueId { site: site.clone(), bucket, slice: slice.clone() }, v);
+            b.add_unique(RowId { site: site.clone(), bucket, slice: slice.clone() }, v);
         }
     }
 

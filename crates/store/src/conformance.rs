@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use footfall_core::batch::{
-    Counter, CounterId, Dim, SessionKey, SessionRecord, Slice, UniqueId, WriteBatch, unique_element,
+    Counter, CounterId, Dim, RowId, SessionKey, SessionRecord, Slice, WriteBatch, unique_element,
 };
 use footfall_core::event::Event;
 use footfall_core::hll::{Hll, count_union};
@@ -189,7 +189,7 @@ pub async fn apply_covers_events_exactly_once(store: Arc<dyn Store>) {
     assert_eq!(store.append(events).await.unwrap(), 0..5);
     assert_eq!(store.applied_offset().await.unwrap(), None);
 
-    let mut batch = WriteBatch { offset: Some(2), events: 3, ..WriteBatch::default() };
+    let mut batch = WriteBatch::at(Some(2), 3);
     batch.incr(total("a.com", day(0), Counter::Events), 3);
     store.apply(&batch).await.unwrap();
     assert_eq!(store.applied_offset().await.unwrap(), Some(2));
@@ -205,9 +205,9 @@ pub async fn apply_covers_events_exactly_once(store: Arc<dyn Store>) {
     assert_eq!(offsets(&store.unapplied(None, 100).await.unwrap()), [3, 4]);
 
     assert_eq!(store.append(vec![event("a.com", 9, "/9")]).await.unwrap(), 5..6);
-    store.apply(&WriteBatch { offset: Some(4), ..WriteBatch::default() }).await.unwrap();
+    store.apply(&WriteBatch::at(Some(4), 0)).await.unwrap();
     assert_eq!(offsets(&store.unapplied(None, 100).await.unwrap()), [5]);
-    store.apply(&WriteBatch { offset: Some(5), ..WriteBatch::default() }).await.unwrap();
+    store.apply(&WriteBatch::at(Some(5), 0)).await.unwrap();
     assert_eq!(store.applied_offset().await.unwrap(), Some(5));
     assert!(store.unapplied(None, 100).await.unwrap().is_empty());
     assert_eq!(store.totals("a.com", &[day(0)]).await.unwrap(), [counts(0, 3, 1, 0, 0)]);
@@ -234,7 +234,7 @@ pub async fn counters_sum_deltas_per_bucket(store: Arc<dyn Store>) {
     batch.incr(total("a.com", day(0), Counter::Events), -1);
     batch.incr(total("a.com", day(0), Counter::Bounces), -1);
     // A delta that cancelled out in the pipeline.
-    batch.counters.insert(total("a.com", day(0), Counter::Duration), 0);
+    batch.incr(total("a.com", day(0), Counter::Duration), 0);
     batch.incr(total("a.com", hour, Counter::Pageviews), 7);
     batch.incr(total("a.com", minute, Counter::Events), 1);
     store.apply(&batch).await.unwrap();
@@ -262,7 +262,7 @@ pub async fn breakdown_sums_over_buckets_and_drops_zero_rows(store: Arc<dyn Stor
     batch.incr(by("a.com", day(0), Dim::Page, "/a", Counter::Visits), 1);
     batch.incr(by("a.com", day(0), Dim::Page, "/b", Counter::Pageviews), 1);
     batch.incr(by("a.com", day(0), Dim::Page, "/c:x", Counter::Events), 4);
-    batch.counters.insert(by("a.com", day(0), Dim::Page, "/zero", Counter::Pageviews), 0);
+    batch.incr(by("a.com", day(0), Dim::Page, "/zero", Counter::Pageviews), 0);
     batch.incr(by("a.com", day(0), plan(), "pro", Counter::Events), 3);
     batch.incr(by("a.com", day(0), Dim::EntryPage, "/a", Counter::Visits), 9);
     batch.incr(by("b.com", day(0), Dim::Page, "/a", Counter::Pageviews), 8);
@@ -310,7 +310,7 @@ fn hll_of(visitors: impl IntoIterator<Item = u64>) -> Hll {
 /// Unique counts are PFCOUNT over the union of the buckets' HyperLogLogs, whichever batches the
 /// visitors came in; missing buckets and values count as empty.
 pub async fn unique_counts_are_unions_over_buckets(store: Arc<dyn Store>) {
-    let id = |bucket: Bucket, slice: Slice| UniqueId { site: "a.com".into(), bucket, slice };
+    let id = |bucket: Bucket, slice: Slice| RowId { site: "a.com".into(), bucket, slice };
     let page = |p: &str| Slice::By(Dim::Page, p.into());
     let mut batch = WriteBatch::default();
     for v in 1..=100 {
@@ -325,7 +325,7 @@ pub async fn unique_counts_are_unions_over_buckets(store: Arc<dyn Store>) {
     for v in [1, 2, 3, 2, 1] {
         batch.add_unique(id(day(0), page("/b:c")), v);
     }
-    batch.add_unique(UniqueId { site: "b.com".into(), bucket: day(0), slice: Slice::Total }, 7);
+    batch.add_unique(RowId { site: "b.com".into(), bucket: day(0), slice: Slice::Total }, 7);
     store.apply(&batch).await.unwrap();
 
     let mut batch = WriteBatch::default();

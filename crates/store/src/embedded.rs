@@ -901,16 +901,17 @@ impl ApplyPlan {
             }
         };
         let mut counters = FxHashMap::default();
-        for (id, &delta) in &batch.counters {
-            let (hash, field) = keys::counter(id);
-            *counters.entry(checked_key(field_key(&hash, &field))?).or_insert(0i64) += delta;
-            note(&id.site, id.bucket);
-        }
         let mut uniques: FxHashMap<Vec<u8>, Vec<u64>> = FxHashMap::default();
-        for (id, visitors) in &batch.uniques {
-            let key = checked_key(keys::unique_id(id).into_bytes())?;
-            uniques.entry(key).or_default().extend_from_slice(visitors);
-            note(&id.site, id.bucket);
+        for (row, delta) in batch.rows() {
+            for (counter, delta) in delta.counters() {
+                let (hash, field) = keys::counter(row, counter);
+                *counters.entry(checked_key(field_key(&hash, &field))?).or_insert(0i64) += delta;
+            }
+            if !delta.visitors.is_empty() {
+                let key = checked_key(keys::unique_of(row).into_bytes())?;
+                uniques.entry(key).or_default().extend_from_slice(&delta.visitors);
+            }
+            note(&row.site, row.bucket);
         }
         let sessions = batch
             .sessions
@@ -1203,7 +1204,7 @@ mod tests {
         assert_eq!(unapplied, [3, 4, 5]);
         assert_eq!(store.unapplied(Some(3), 1).await.unwrap(), [(4, event(4))]);
         assert_eq!(store.append(vec![event(6), event(7)]).await.unwrap(), 6..8);
-        store.apply(&WriteBatch { offset: Some(4), ..WriteBatch::default() }).await.unwrap();
+        store.apply(&WriteBatch::at(Some(4), 0)).await.unwrap();
         // The next group deletes the two applied entries.
         assert_eq!(store.append(vec![event(8)]).await.unwrap(), 8..9);
         drop(store);
@@ -1216,7 +1217,7 @@ mod tests {
         assert_eq!(store.append(vec![event(9)]).await.unwrap(), 9..10);
 
         // Runs go once all their events are applied.
-        store.apply(&WriteBatch { offset: Some(8), ..WriteBatch::default() }).await.unwrap();
+        store.apply(&WriteBatch::at(Some(8), 0)).await.unwrap();
         assert_eq!(store.append(vec![event(10)]).await.unwrap(), 10..11);
         let left = |offset: u64| get(&store.inner.unapplied, &offset.to_be_bytes()).unwrap();
         assert!(left(5).is_none() && left(6).is_none() && left(8).is_none());

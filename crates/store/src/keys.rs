@@ -24,7 +24,7 @@
 
 use std::fmt::Write;
 
-use footfall_core::batch::{Counter, CounterId, Dim, SessionKey, Slice, UniqueId};
+use footfall_core::batch::{Counter, Dim, RowId, SessionKey, Slice};
 use footfall_core::time::Bucket;
 
 /// Hash: domain → JSON [`Site`](footfall_core::site::Site).
@@ -56,12 +56,12 @@ pub fn breakdowns_of_bucket(site: &str, bucket: Bucket) -> String {
     bucket_key(site, 'b', bucket) + ":"
 }
 
-/// Where a counter lives: (hash key, field).
-pub fn counter(id: &CounterId) -> (String, String) {
-    match &id.slice {
-        Slice::Total => (totals(&id.site, id.bucket), id.counter.name().to_owned()),
+/// Where a row's counter lives: (hash key, field).
+pub fn counter(row: &RowId, counter: Counter) -> (String, String) {
+    match &row.slice {
+        Slice::Total => (totals(&row.site, row.bucket), counter.name().to_owned()),
         Slice::By(dim, value) => {
-            (breakdown(&id.site, id.bucket, dim, id.counter), value.to_string())
+            (breakdown(&row.site, row.bucket, dim, counter), value.to_string())
         }
     }
 }
@@ -75,9 +75,9 @@ pub fn unique(site: &str, bucket: Bucket, slice: &Slice) -> String {
     }
 }
 
-/// The key of a [`UniqueId`].
-pub fn unique_id(id: &UniqueId) -> String {
-    unique(&id.site, id.bucket, &id.slice)
+/// The HyperLogLog of a row.
+pub fn unique_of(row: &RowId) -> String {
+    unique(&row.site, row.bucket, &row.slice)
 }
 
 /// The common prefix of the per-value HyperLogLogs of a bucket (not its total, which is
@@ -131,43 +131,43 @@ mod tests {
         Bucket { grain: Grain::Minute, index: (DAY * 24 + 14) * 60 + 5 }
     }
 
-    fn cid(slice: Slice, bucket: Bucket, counter: Counter) -> CounterId {
-        CounterId { site: "example.com".into(), bucket, slice, counter }
+    fn cid(slice: Slice, bucket: Bucket, c: Counter) -> (String, String) {
+        counter(&RowId { site: "example.com".into(), bucket, slice }, c)
     }
 
     #[test]
     fn totals_are_hashes_with_counter_fields() {
         let id = cid(Slice::Total, day(), Counter::Pageviews);
         let k = ("ff:{example.com}:t:d:2026-11-22".to_owned(), "pageviews".to_owned());
-        assert_eq!(counter(&id), k);
+        assert_eq!(id, k);
         let id = cid(Slice::Total, minute(), Counter::Duration);
         let k = ("ff:{example.com}:t:m:2026-11-22T14:05".to_owned(), "duration".to_owned());
-        assert_eq!(counter(&id), k);
+        assert_eq!(id, k);
     }
 
     #[test]
     fn breakdowns_are_hashes_per_dimension_and_counter_with_value_fields() {
         let id = cid(Slice::By(Dim::Page, "/a:b".into()), hour(), Counter::Visits);
         let k = ("ff:{example.com}:b:h:2026-11-22T14:page:visits".to_owned(), "/a:b".to_owned());
-        assert_eq!(counter(&id), k);
+        assert_eq!(id, k);
         let id = cid(Slice::By(Dim::Prop("plan".into()), "pro".into()), day(), Counter::Events);
         let k = ("ff:{example.com}:b:d:2026-11-22:prop:plan:events".to_owned(), "pro".to_owned());
-        assert_eq!(counter(&id), k);
-        assert!(counter(&id).0.starts_with(&breakdowns_of_bucket("example.com", day())));
+        assert_eq!(id, k);
+        assert!(id.0.starts_with(&breakdowns_of_bucket("example.com", day())));
     }
 
     #[test]
     fn uniques_are_per_bucket_and_per_value() {
-        let total = UniqueId { site: "example.com".into(), bucket: day(), slice: Slice::Total };
-        assert_eq!(unique_id(&total), "ff:{example.com}:u:d:2026-11-22");
-        let by = UniqueId {
+        let total = RowId { site: "example.com".into(), bucket: day(), slice: Slice::Total };
+        assert_eq!(unique_of(&total), "ff:{example.com}:u:d:2026-11-22");
+        let by = RowId {
             site: "example.com".into(),
             bucket: day(),
             slice: Slice::By(Dim::Source, "news.ycombinator.com".into()),
         };
-        assert_eq!(unique_id(&by), "ff:{example.com}:u:d:2026-11-22:source:news.ycombinator.com");
-        assert!(unique_id(&by).starts_with(&uniques_of_bucket("example.com", day())));
-        assert!(!unique_id(&total).starts_with(&uniques_of_bucket("example.com", day())));
+        assert_eq!(unique_of(&by), "ff:{example.com}:u:d:2026-11-22:source:news.ycombinator.com");
+        assert!(unique_of(&by).starts_with(&uniques_of_bucket("example.com", day())));
+        assert!(!unique_of(&total).starts_with(&uniques_of_bucket("example.com", day())));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use footfall_core::batch::{Counter, CounterId, Dim, SessionKey, Slice, UniqueId, WriteBatch};
+use footfall_core::batch::{Counter, CounterId, Dim, RowId, SessionKey, Slice, WriteBatch};
 use footfall_core::event::Event;
 use footfall_core::identity::Salts;
 use footfall_core::site::Site;
@@ -59,7 +59,7 @@ async fn state_and_offsets_survive_reopening() {
         let store = EmbeddedStore::open(dir.path()).unwrap();
         let events: Vec<Event> = (0..4).map(|i| event(i, &format!("/{i}"))).collect();
         assert_eq!(store.append(events).await.unwrap(), 0..4);
-        let mut batch = WriteBatch { offset: Some(1), ..WriteBatch::default() };
+        let mut batch = WriteBatch::at(Some(1), 0);
         batch.incr(total(day, Counter::Pageviews), 2);
         batch.sessions.insert(session.clone(), None);
         store.apply(&batch).await.unwrap();
@@ -77,7 +77,7 @@ async fn state_and_offsets_survive_reopening() {
         assert_eq!(store.salts().await.unwrap(), Some(salts.clone()));
         assert_eq!(store.append(vec![event(9, "/9")]).await.unwrap(), 4..5);
         // Everything applied: the next offset must then come from `ff:applied`.
-        store.apply(&WriteBatch { offset: Some(4), ..WriteBatch::default() }).await.unwrap();
+        store.apply(&WriteBatch::at(Some(4), 0)).await.unwrap();
     }
     let store = EmbeddedStore::open(dir.path()).unwrap();
     assert!(store.unapplied(None, 100).await.unwrap().is_empty());
@@ -122,10 +122,7 @@ async fn minute_buckets_expire_after_two_hours() {
         let mut batch = WriteBatch::default();
         batch.incr(total(minute(i), Counter::Pageviews), 1);
         batch.incr(page(i), 1);
-        batch.add_unique(
-            UniqueId { site: "a.com".into(), bucket: minute(i), slice: Slice::Total },
-            1,
-        );
+        batch.add_unique(RowId { site: "a.com".into(), bucket: minute(i), slice: Slice::Total }, 1);
         batch.incr(total(day, Counter::Pageviews), 1);
         store.apply(&batch).await.unwrap();
     }
@@ -174,10 +171,10 @@ async fn unapplied_events_beyond_memory_are_read_from_disk() {
         assert_eq!(offsets(&across), (total - 1001..total - 997).collect::<Vec<_>>());
 
         // Applied events are no longer unapplied, whether or not their entries are deleted yet.
-        store.apply(&WriteBatch { offset: Some(5), ..WriteBatch::default() }).await.unwrap();
+        store.apply(&WriteBatch::at(Some(5), 0)).await.unwrap();
         assert_eq!(offsets(&store.unapplied(None, 2).await.unwrap()), [6, 7]);
         let last = Some(total - 2);
-        store.apply(&WriteBatch { offset: last, ..WriteBatch::default() }).await.unwrap();
+        store.apply(&WriteBatch::at(last, 0)).await.unwrap();
         assert_eq!(offsets(&store.unapplied(None, 10).await.unwrap()), [total - 1]);
     }
     let store = EmbeddedStore::open(dir.path()).unwrap();
