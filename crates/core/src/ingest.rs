@@ -21,6 +21,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 
 use percent_encoding::percent_decode_str;
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -148,7 +149,7 @@ impl FieldError {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Incoming {
     /// Normalised domain (lower-case, no `www.`), to look up among the registered sites.
-    pub site: String,
+    pub site: Arc<str>,
     pub name: String,
     /// Resolved event time, Unix ms.
     pub ts: i64,
@@ -180,7 +181,7 @@ impl Incoming {
         let external = self.referrer_host.as_deref().is_some_and(|h| !same_site(h, &site.domain));
         let (referrer, referrer_host) =
             if external { (self.referrer, self.referrer_host) } else { (None, None) };
-        debug_assert_eq!(self.site, site.domain, "the site looked up by `Incoming::site`");
+        debug_assert_eq!(*self.site, *site.domain, "the site looked up by `Incoming::site`");
         Event {
             site: self.site,
             ts: self.ts,
@@ -610,7 +611,7 @@ impl<'de> Visitor<'de> for LooseSeed {
 #[derive(Default)]
 struct SiteCache {
     raw: String,
-    normalized: String,
+    normalized: Arc<str>,
 }
 
 /// The field reader for one event object.
@@ -665,7 +666,7 @@ fn decode_event(
     let site = r.required(Field::Site, usize::MAX)?;
     if site != sites.raw {
         let normalized = normalize_domain(site).map_err(|e| r.err(Field::Site, e.to_string()))?;
-        *sites = SiteCache { raw: site.to_owned(), normalized };
+        *sites = SiteCache { raw: site.to_owned(), normalized: normalized.into() };
     }
     let site = sites.normalized.clone();
     let name = r.required(Field::Name, MAX_NAME_CHARS)?.to_owned();
@@ -833,15 +834,21 @@ fn simple_url(s: &str) -> Option<ParsedUrl<'_>> {
     if !simple_host(host) {
         return None;
     }
+    // One pass over the path and one over the query: this runs for every URL and referrer.
     let after_host = &bytes[host_end..];
-    let path_end =
-        after_host.iter().position(|b| matches!(b, b'?' | b'#')).unwrap_or(after_host.len());
-    // A segment that begins with `.` (or `%`, which may spell one) may be `.` or `..`; the
-    // path begins with `/` here.
-    let path = &after_host[..path_end];
-    let dot_segment = path.windows(2).any(|w| w[0] == b'/' && matches!(w[1], b'.' | b'%'));
-    if dot_segment || !path.iter().all(|&b| PATH_CHARS[usize::from(b)]) {
-        return None;
+    let mut path_end = after_host.len();
+    // The path begins with `/` (the host ends where it does).
+    let mut previous = b'/';
+    for (i, &b) in after_host.iter().enumerate() {
+        if matches!(b, b'?' | b'#') {
+            path_end = i;
+            break;
+        }
+        // A segment that begins with `.` (or `%`, which may spell one) may be `.` or `..`.
+        if !PATH_CHARS[usize::from(b)] || previous == b'/' && matches!(b, b'.' | b'%') {
+            return None;
+        }
+        previous = b;
     }
     let path = match &rest[host_end..host_end + path_end] {
         "" => "/",
@@ -849,13 +856,18 @@ fn simple_url(s: &str) -> Option<ParsedUrl<'_>> {
     };
     let query = match after_host.get(path_end) {
         Some(b'?') => {
-            let query = &after_host[path_end + 1..];
-            let query = &query[..query.iter().position(|&b| b == b'#').unwrap_or(query.len())];
-            if !query.iter().all(|&b| QUERY_CHARS[usize::from(b)]) {
-                return None;
+            let query = &rest[host_end + path_end + 1..];
+            let mut end = query.len();
+            for (i, &b) in query.as_bytes().iter().enumerate() {
+                if b == b'#' {
+                    end = i;
+                    break;
+                }
+                if !QUERY_CHARS[usize::from(b)] {
+                    return None;
+                }
             }
-            let start = host_end + path_end + 1;
-            Some(&rest[start..start + query.len()])
+            Some(&query[..end])
         }
         _ => None,
     };
@@ -1166,7 +1178,7 @@ mod tests {
             "site: `exa mple.com` is not a domain: use a host name such as `example.com` \
              (letters, digits, `-` and `.`)"
         );
-        assert_eq!(browser(json!({"site": "https://Example.com/"})).unwrap().site, "example.com");
+        assert_eq!(&*browser(json!({"site": "https://Example.com/"})).unwrap().site, "example.com");
         assert_eq!(
             FieldError::unknown_site(Payload::Browser, "example.org").to_string(),
             "site: example.org is not registered; add it with `footfall site add example.org`"
@@ -1373,7 +1385,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            (e.site.as_str(), e.name.as_str(), e.page.as_str()),
+            (&*e.site, e.name.as_str(), e.page.as_str()),
             ("example.com", "pageview", "/docs")
         );
         assert_eq!((e.referrer, e.utm_source.as_deref()), (None, Some("gh")));
@@ -1457,7 +1469,7 @@ mod tests {
         assert_eq!(e.referrer.as_deref(), Some("mail.google.com"));
         let e = event(json!({}));
         assert_eq!((e.referrer, e.source), (None, None), "direct");
-        assert_eq!(e.site, "example.com");
+        assert_eq!(&*e.site, "example.com");
         assert_eq!(e.page, "/");
         assert_eq!(e.name, "pageview");
     }
