@@ -345,9 +345,13 @@ impl WriteBatch {
         self.rows.len()
     }
 
-    /// Makes room for `rows` more rows.
-    pub fn reserve(&mut self, rows: usize) {
-        self.rows.reserve(rows, |(hash, ..)| *hash);
+    /// Empties the batch for reuse, keeping its memory: a batch that is refilled again and again
+    /// grows its table once, not every time.
+    pub fn clear(&mut self) {
+        self.rows.clear();
+        self.sessions.clear();
+        self.offset = None;
+        self.events = 0;
     }
 
     /// The changes to `row`, a new (empty) entry if the batch had none; the row's strings are

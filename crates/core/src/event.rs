@@ -1,5 +1,7 @@
 //! The event as it is kept in the raw event log.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 /// The name of the built-in pageview event; every other name is a custom event.
@@ -10,8 +12,8 @@ pub const PAGEVIEW: &str = "pageview";
 /// no user agent string, only the keyed-hash visitor id and parsed categories.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
-    /// Site domain, as registered (`example.com`).
-    pub site: String,
+    /// Site domain, as registered (`example.com`); shared by a request's events.
+    pub site: Arc<str>,
     /// Event time, Unix milliseconds UTC (server time unless a trusted `ts` was accepted).
     pub ts: i64,
     /// `pageview` or a custom event name.

@@ -291,9 +291,6 @@ pub struct Pipeline {
     /// A session's visit metrics are written once per batch, however many events it had in it.
     dirty: FxHashMap<(usize, u64), Option<Before>>,
     shared: Shared,
-    /// How many rows the last finished batch had: a fresh batch is sized for as many up front
-    /// rather than growing a dozen times.
-    batch_rows: usize,
 }
 
 impl Pipeline {
@@ -311,7 +308,6 @@ impl Pipeline {
             last_name: None,
             dirty: FxHashMap::default(),
             shared: Shared::default(),
-            batch_rows: 0,
         };
         for site in sites {
             p.set_site(site);
@@ -358,16 +354,13 @@ impl Pipeline {
     pub fn fold(&mut self, offset: u64, event: &Event, batch: &mut WriteBatch) {
         batch.offset = Some(offset);
         batch.events += 1;
-        if batch.row_count() == 0 {
-            batch.reserve(self.batch_rows);
-        }
         let id = self.site_id(&event.site);
         let pageview = event.is_pageview();
         let page = self.shared.page(&event.page);
-        let event_name = match &self.last_name {
-            Some(name) if **name == *event.name => name.clone(),
-            _ => self.last_name.insert(self.shared.strings.str(&event.name)).clone(),
-        };
+        if self.last_name.as_deref() != Some(event.name.as_str()) {
+            self.last_name = Some(self.shared.strings.str(&event.name));
+        }
+        let event_name = self.last_name.as_ref().expect("set above");
         let timeout = self.timeout_ms;
         let SiteState { name, clock, sessions } = &mut self.sites[id];
         let visitor = session_visitor(sessions, event, timeout);
@@ -411,7 +404,7 @@ impl Pipeline {
             self.dirty.insert((id, visitor), before);
         }
         let page = self.shared.pages.get(page);
-        emit_event(&mut rows, clock, event, page, &event_name, &mut self.shared.strings);
+        emit_event(&mut rows, clock, event, page, event_name, &mut self.shared.strings);
     }
 
     /// Writes the changes of the sessions changed since the last call into `batch` (their
@@ -427,7 +420,6 @@ impl Pipeline {
             let record = Some(record_of(s, &self.shared));
             batch.sessions.insert(SessionKey { site: name.clone(), visitor }, record);
         }
-        self.batch_rows = batch.row_count();
     }
 
     /// Forgets sessions idle for longer than the timeout (plus a grace for late events) at

@@ -196,7 +196,7 @@ fn to_events(
     let mut rejected = Vec::new();
     for (index, result) in decoded.into_iter().enumerate() {
         let (reason, error) = match result {
-            Ok(incoming) => match sites.get(&incoming.site) {
+            Ok(incoming) => match sites.get(&*incoming.site) {
                 Some(site) => {
                     events.push(incoming.into_event(site, &salts, ip, user_agent));
                     continue;

@@ -59,6 +59,7 @@ pub async fn run_pipeline(
     let mut folded = store.applied_offset().await?;
     let mut last_evict = Instant::now();
     tracing::info!(after = ?folded, sessions = pipeline.active_sessions(), "pipeline started");
+    let mut batch = WriteBatch::default();
 
     loop {
         let g = state.sites_generation.load(Ordering::Acquire);
@@ -69,7 +70,7 @@ pub async fn run_pipeline(
             }
         }
 
-        let mut batch = WriteBatch::default();
+        batch.clear();
         let deadline = Instant::now() + options.flush_interval;
         let stopping = loop {
             let room = options.max_batch_events - batch.events as usize;
