@@ -99,12 +99,17 @@ struct Contribution {
 
 impl Contribution {
     fn of(s: &Session) -> Contribution {
+        Contribution::counting(s.last - s.start, s.pageviews, s.events)
+    }
+
+    /// A session's contribution, from what it is made of.
+    fn counting(duration: i64, pageviews: u32, events: u32) -> Contribution {
         Contribution {
             visits: 1,
-            bounces: i64::from(s.pageviews == 1),
-            duration: s.last - s.start,
-            pageviews: i64::from(s.pageviews),
-            events: i64::from(s.events),
+            bounces: i64::from(pageviews == 1),
+            duration,
+            pageviews: i64::from(pageviews),
+            events: i64::from(events),
         }
     }
 
@@ -133,17 +138,25 @@ impl Contribution {
     }
 }
 
-/// What a session had contributed before a batch changed it.
+/// A session as it was before a batch changed it: what its contribution is computed from, in
+/// 24 bytes (one is kept for each session a batch changes).
 #[derive(Clone, Copy, Debug)]
 struct Before {
-    contribution: Contribution,
+    duration: i64,
+    pageviews: u32,
+    events: u32,
     entry: Option<Id>,
     exit: Option<Id>,
 }
 
 impl Before {
     fn of(s: &Session) -> Before {
-        Before { contribution: Contribution::of(s), entry: s.entry, exit: s.exit }
+        let (pageviews, events, entry, exit) = (s.pageviews, s.events, s.entry, s.exit);
+        Before { duration: s.last - s.start, pageviews, events, entry, exit }
+    }
+
+    fn contribution(&self) -> Contribution {
+        Contribution::counting(self.duration, self.pageviews, self.events)
     }
 }
 
@@ -620,7 +633,7 @@ fn emit_session(
     after: &Session,
 ) {
     let now = Contribution::of(after);
-    let was = before.as_ref().map_or(Contribution::default(), |b| b.contribution);
+    let was = before.as_ref().map_or(Contribution::default(), Before::contribution);
     let delta = now.minus(was);
     let [minute, hour, day] = buckets(clock, after.start);
 
