@@ -10,10 +10,8 @@
 //!     sign bit flipped, so negative times sort first), so one site's time range is one scan;
 //!   - `unapplied`: the events no applied batch covers yet, one entry per group commit (a run):
 //!     its first offset (big-endian) → `0xFF`, the number of events (u32 LE), then each one's
-//!     record, prefixed by its length (u32 LE). Stores written before runs hold one entry per
-//!     event, offset → record, which starts with its format version (1; `0xFF` stays free for
-//!     runs); both are read. A run whose events are all applied is dead, and the log writer
-//!     deletes it soon after;
+//!     record, prefixed by its length (u32 LE). A run whose events are all applied is dead, and
+//!     the log writer deletes it soon after;
 //!   - `hashes`: every hash of the [`keys`] schema, one entry per field, keyed
 //!     `hash key, 0xFF, field` (UTF-8 never contains 0xFF, so the first one ends the hash key);
 //!   - `hlls`: unique counts under their [`keys`] names, as Redis HyperLogLog bytes;
@@ -70,8 +68,7 @@ const TRIM_CHUNK: usize = 10_000;
 /// from the `unapplied` keyspace instead.
 pub const TAIL_EVENTS: usize = 1 << 17;
 
-/// First byte of an `unapplied` run; a single record starts with its format version instead,
-/// which is far below.
+/// First byte of an `unapplied` run, so that a value of another format is recognised.
 const RUN: u8 = 0xFF;
 
 /// Most events in one `unapplied` run; a larger group commit writes several.
@@ -79,8 +76,7 @@ const RUN_EVENTS: usize = 4096;
 
 /// In `meta`: the first offset of the oldest `unapplied` entry not yet deleted, as decimal text,
 /// so that opening the store finds the entries left without stepping over deleted ones. Written
-/// with the first run; stores from before runs lack it, and their applies deleted every entry
-/// they covered.
+/// with the first run.
 pub const UNAPPLIED_FROM: &str = "unapplied_from";
 
 /// Most dead runs the log writer deletes in one group commit.
@@ -1034,15 +1030,14 @@ fn run_len(value: &[u8], start: u64) -> Result<u64> {
             Some(count) => Ok(u64::from(u32::from_le_bytes(*count))),
             None => Err(bad_run(start)),
         },
-        // One event, as stores from before runs wrote them.
-        _ => Ok(1),
+        _ => Err(bad_run(start)),
     }
 }
 
 /// The records of an `unapplied` value at `start`, in offset order.
 fn run_records(value: &[u8], start: u64) -> Result<Vec<&[u8]>> {
     let Some((&RUN, rest)) = value.split_first() else {
-        return Ok(vec![value]);
+        return Err(bad_run(start));
     };
     let (count, mut rest) = rest.split_first_chunk::<4>().ok_or_else(|| bad_run(start))?;
     let mut records = Vec::with_capacity(u32::from_le_bytes(*count) as usize);
@@ -1057,7 +1052,7 @@ fn run_records(value: &[u8], start: u64) -> Result<Vec<&[u8]>> {
 }
 
 fn bad_run(start: u64) -> StoreError {
-    StoreError::Corrupt(format!("the unapplied run at offset {start} is truncated"))
+    StoreError::Corrupt(format!("the unapplied run at offset {start} is truncated or not a run"))
 }
 
 fn decode_event(record: &[u8], offset: u64) -> Result<Event> {
@@ -1182,45 +1177,5 @@ mod tests {
         tail.push(8 + TAIL_EVENTS as u64, vec![event(0)], &mut evicted);
         assert_eq!((evicted.len(), tail.len), (1, 1), "the oldest go beyond TAIL_EVENTS");
         assert_eq!(offsets(tail.read(Some(8), 1)), None);
-    }
-
-    /// A store written before runs has one `unapplied` entry per event, the applied ones
-    /// deleted, and no `UNAPPLIED_FROM`; it opens with the same events unapplied.
-    #[tokio::test]
-    async fn unapplied_events_of_a_store_from_before_runs_are_kept() {
-        let dir = tempfile::TempDir::new().unwrap();
-        {
-            let store = EmbeddedStore::open(dir.path()).unwrap();
-            let db = &store.inner;
-            for offset in 3..6u64 {
-                let record = encode_record(&event(offset as i64));
-                db.unapplied.insert(offset.to_be_bytes(), record).unwrap();
-            }
-            db.meta.insert(keys::APPLIED, "2").unwrap();
-        }
-        let store = EmbeddedStore::open(dir.path()).unwrap();
-        let offsets = |entries: Vec<(u64, Event)>| entries.into_iter().map(|(o, _)| o).collect();
-        let unapplied: Vec<u64> = offsets(store.unapplied(None, 10).await.unwrap());
-        assert_eq!(unapplied, [3, 4, 5]);
-        assert_eq!(store.unapplied(Some(3), 1).await.unwrap(), [(4, event(4))]);
-        assert_eq!(store.append(vec![event(6), event(7)]).await.unwrap(), 6..8);
-        store.apply(&WriteBatch::at(Some(4), 0)).await.unwrap();
-        // The next group deletes the two applied entries.
-        assert_eq!(store.append(vec![event(8)]).await.unwrap(), 8..9);
-        drop(store);
-
-        let store = EmbeddedStore::open(dir.path()).unwrap();
-        assert!(get(&store.inner.unapplied, &4u64.to_be_bytes()).unwrap().is_none());
-        let unapplied: Vec<u64> = offsets(store.unapplied(None, 10).await.unwrap());
-        assert_eq!(unapplied, [5, 6, 7, 8]);
-        assert_eq!(store.unapplied(Some(6), 1).await.unwrap(), [(7, event(7))]);
-        assert_eq!(store.append(vec![event(9)]).await.unwrap(), 9..10);
-
-        // Runs go once all their events are applied.
-        store.apply(&WriteBatch::at(Some(8), 0)).await.unwrap();
-        assert_eq!(store.append(vec![event(10)]).await.unwrap(), 10..11);
-        let left = |offset: u64| get(&store.inner.unapplied, &offset.to_be_bytes()).unwrap();
-        assert!(left(5).is_none() && left(6).is_none() && left(8).is_none());
-        assert!(left(9).is_some() && left(10).is_some());
     }
 }
