@@ -16,6 +16,7 @@ use std::time::Duration;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use footfall_core::batch::{Counter, RowDelta, RowId, Slice, WriteBatch};
 use footfall_core::event::Event;
+use footfall_core::identity::Client;
 use footfall_core::ingest::{self, Incoming, Payload};
 use footfall_core::pipeline::{DEFAULT_SESSION_TIMEOUT_MS, Pipeline};
 use footfall_core::time::Grain;
@@ -59,7 +60,8 @@ fn identify(
     for (incoming, &peer) in incoming.into_iter().zip(peers) {
         let site = t.site(&incoming.site);
         let peer = &t.peers[peer];
-        out.push(incoming.into_event(site, &t.salts, &peer.ip, &peer.ua));
+        // Each event from its own client: requests here carry many visitors' events.
+        out.push(incoming.into_event(site, &mut Client::new(&t.salts, &peer.ip, &peer.ua)));
     }
 }
 

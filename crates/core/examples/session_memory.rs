@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 use footfall_core::batch::WriteBatch;
 use footfall_core::event::Event;
+use footfall_core::identity::Client;
 use footfall_core::ingest::{self, Payload};
 use footfall_core::pipeline::{DEFAULT_SESSION_TIMEOUT_MS, Pipeline, SESSION_ENTRY_BYTES};
 
@@ -95,7 +96,7 @@ fn main() {
             let incoming = incoming.expect("valid event");
             let peer = &t.peers[peer];
             let site = t.site(&incoming.site);
-            events.push(incoming.into_event(site, &t.salts, &peer.ip, &peer.ua));
+            events.push(incoming.into_event(site, &mut Client::new(&t.salts, &peer.ip, &peer.ua)));
         }
     }
     let pages: std::collections::HashSet<&str> = events.iter().map(|e| e.page.as_str()).collect();

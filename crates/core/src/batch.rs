@@ -1,7 +1,7 @@
 //! The `WriteBatch`: what the pipeline hands to a store after folding a run of events. Counters
 //! are already summed per key and unique-count adds are grouped per key, so a backend writes one
-//! `HINCRBY key field 37`, not 37 commands. The batch names its keys by meaning ([`CounterId`],
-//! [`UniqueId`]); each backend maps them onto its own key schema.
+//! `HINCRBY key field 37`, not 37 commands. The batch names its keys by meaning ([`RowId`]: a
+//! site's total or breakdown row in one bucket); each backend maps them onto its own key schema.
 
 use std::fmt;
 use std::hash::{Hash, Hasher};

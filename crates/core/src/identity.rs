@@ -10,12 +10,16 @@
 //! event is hashed under twice, and blake3 for users and client session ids.
 
 use std::hash::Hasher;
+use std::sync::Arc;
 
 use rustc_hash::FxHasher;
 use serde::{Deserialize, Serialize};
 use siphasher::sip::SipHasher24;
 
 const DAY_MS: i64 = 86_400_000;
+
+/// An anonymous visitor's id under today's salt, and under yesterday's while it is kept.
+pub type VisitorIds = (u64, Option<u64>);
 
 /// One day's salt.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,7 +69,7 @@ impl Salts {
     }
 
     /// The anonymous visitor id under today's salt, and under yesterday's when it is kept.
-    pub fn visitor(&self, site: &str, ip: &str, user_agent: &str) -> (u64, Option<u64>) {
+    pub fn visitor(&self, site: &str, ip: &str, user_agent: &str) -> VisitorIds {
         let user_agent = user_agent_digest(user_agent).to_le_bytes();
         with_message(&[site.as_bytes(), ip.as_bytes(), &user_agent], |message| {
             let id = |salt: &Salt| sip_hash(&salt.key, message);
@@ -76,6 +80,39 @@ impl Salts {
     /// The visitor id of an identified user.
     pub fn user(&self, site: &str, user_id: &str) -> u64 {
         keyed_hash(&self.user_key, &[site, user_id])
+    }
+}
+
+/// The sender of one request. Every event a request carries comes from the same IP address and
+/// user agent, so its anonymous visitor ids are derived once per site, not once per event.
+pub struct Client<'a> {
+    salts: &'a Salts,
+    ip: &'a str,
+    user_agent: &'a str,
+    /// The ids on the last site asked for.
+    last: Option<(Arc<str>, VisitorIds)>,
+}
+
+impl<'a> Client<'a> {
+    pub fn new(salts: &'a Salts, ip: &'a str, user_agent: &'a str) -> Client<'a> {
+        Client { salts, ip, user_agent, last: None }
+    }
+
+    /// [`Salts::visitor`] of this client on `site`.
+    pub fn visitor(&mut self, site: &Arc<str>) -> VisitorIds {
+        match &self.last {
+            Some((last, ids)) if **last == **site => *ids,
+            _ => {
+                let ids = self.salts.visitor(site, self.ip, self.user_agent);
+                self.last = Some((site.clone(), ids));
+                ids
+            }
+        }
+    }
+
+    /// [`Salts::user`].
+    pub fn user(&self, site: &str, user_id: &str) -> u64 {
+        self.salts.user(site, user_id)
     }
 }
 
@@ -178,6 +215,17 @@ mod tests {
             }
             assert_eq!(s.visitor(site, ip, ua).0, h.finish());
         }
+    }
+
+    #[test]
+    fn a_client_has_its_ids_on_each_site() {
+        let s = salts();
+        let mut client = Client::new(&s, "1.2.3.4", "UA");
+        let (a, b): (Arc<str>, Arc<str>) = ("a.com".into(), "b.com".into());
+        for site in [&a, &a, &b, &a] {
+            assert_eq!(client.visitor(site), s.visitor(site, "1.2.3.4", "UA"));
+        }
+        assert_eq!(client.user("a.com", "u"), s.user("a.com", "u"));
     }
 
     #[test]

@@ -4,8 +4,9 @@
 //! Two steps, because the server owns the list of registered sites:
 //! 1. [`decode`] checks the body as a whole (UTF-8, JSON, shape, batch size) and then each event's
 //!    fields, giving an [`Incoming`] or a [`FieldError`] per event;
-//! 2. the server looks up [`Incoming::site`] and calls [`Incoming::into_event`], which derives the
-//!    visitor id and the site-relative parts (internal referrers, traffic source).
+//! 2. the server looks up [`Incoming::site`] and calls [`Incoming::into_event`] with the request's
+//!    [`Client`], which derives the visitor id, and the site-relative parts (internal referrers,
+//!    traffic source).
 //!
 //! Three payloads share the rules:
 //! - [`Payload::Browser`] (`/api/track`): an object or an array of at most [`MAX_EVENTS`], with
@@ -29,7 +30,7 @@ use serde_json::{Map, Value};
 use url::{Url, form_urlencoded};
 
 use crate::event::Event;
-use crate::identity::{Salts, session_hint};
+use crate::identity::{Client, session_hint};
 use crate::site::{Site, SiteError, normalize_domain};
 
 /// Most events in one request.
@@ -169,13 +170,13 @@ pub struct Incoming {
 }
 
 impl Incoming {
-    /// The event as the raw log keeps it. Anonymous visitors are identified by `ip` and
-    /// `user_agent` under the current (and previous) salt; an event with a `user_id` by that id
-    /// alone, which does not rotate, so it has no previous id. The IP goes into the hash only.
-    pub fn into_event(self, site: &Site, salts: &Salts, ip: &str, user_agent: &str) -> Event {
+    /// The event as the raw log keeps it. Anonymous visitors are identified by the client's IP
+    /// and user agent under the current (and previous) salt; an event with a `user_id` by that
+    /// id alone, which does not rotate, so it has no previous id. The IP goes into the hash only.
+    pub fn into_event(self, site: &Site, client: &mut Client) -> Event {
         let (visitor, prev_visitor) = match &self.user_id {
-            Some(user) => (salts.user(&site.domain, user), None),
-            None => salts.visitor(&site.domain, ip, user_agent),
+            Some(user) => (client.user(&site.domain, user), None),
+            None => client.visitor(&self.site),
         };
         // A referrer on the site itself is internal navigation, not a source.
         let external = self.referrer_host.as_deref().is_some_and(|h| !same_site(h, &site.domain));
@@ -1082,6 +1083,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::identity::Salts;
 
     const NOW: i64 = 1_795_356_330_000; // 2026-11-22T14:05:30Z
     const CLOCK: Clock = Clock { now_ms: NOW, max_skew_ms: 300_000 };
@@ -1109,6 +1111,11 @@ mod tests {
 
     fn site() -> Site {
         Site::new("example.com", "UTC", false).unwrap()
+    }
+
+    /// The event of `incoming` for `site()`, from one client.
+    fn identified(incoming: Incoming) -> Event {
+        incoming.into_event(&site(), &mut Client::new(&salts(), "ip", "ua"))
     }
 
     fn salts() -> Salts {
@@ -1464,12 +1471,8 @@ mod tests {
     #[test]
     fn anonymous_identity_and_no_ip_in_the_event() {
         let s = salts();
-        let e = browser(json!({"session_id": "s-1"})).unwrap().into_event(
-            &site(),
-            &s,
-            "203.0.113.9",
-            "UA/1",
-        );
+        let mut client = Client::new(&s, "203.0.113.9", "UA/1");
+        let e = browser(json!({"session_id": "s-1"})).unwrap().into_event(&site(), &mut client);
         let (visitor, prev) = s.visitor("example.com", "203.0.113.9", "UA/1");
         assert_eq!((e.visitor, e.prev_visitor, e.user_id.as_deref()), (visitor, prev, None));
         assert_eq!(e.session_hint, Some(session_hint("s-1")));
@@ -1477,7 +1480,8 @@ mod tests {
 
         let mut rotated = s.clone();
         rotated.rotate(NOW + 86_400_000, [1; 32]);
-        let e = browser(json!({})).unwrap().into_event(&site(), &rotated, "203.0.113.9", "UA/1");
+        let mut client = Client::new(&rotated, "203.0.113.9", "UA/1");
+        let e = browser(json!({})).unwrap().into_event(&site(), &mut client);
         assert_eq!(e.prev_visitor, Some(visitor), "yesterday's id is carried");
     }
 
@@ -1485,7 +1489,9 @@ mod tests {
     fn identified_users_are_hashed_by_user_id() {
         let mut s = salts();
         s.rotate(NOW + 86_400_000, [1; 32]);
-        let e = server(json!({"user_id": "u-1"})).unwrap().into_event(&site(), &s, "ip", "ua");
+        let e = server(json!({"user_id": "u-1"}))
+            .unwrap()
+            .into_event(&site(), &mut Client::new(&s, "ip", "ua"));
         assert_eq!(e.visitor, s.user("example.com", "u-1"));
         assert_eq!(e.prev_visitor, None);
         assert_eq!(e.user_id.as_deref(), Some("u-1"));
@@ -1493,8 +1499,7 @@ mod tests {
 
     #[test]
     fn source_is_utm_then_external_referrer() {
-        let event =
-            |extra: Value| browser(extra).unwrap().into_event(&site(), &salts(), "ip", "ua");
+        let event = |extra: Value| identified(browser(extra).unwrap());
         let e = event(json!({"referrer": "https://www.reddit.com/r/rust/"}));
         assert_eq!(
             (e.referrer.as_deref(), e.source.as_deref()),
@@ -1515,9 +1520,7 @@ mod tests {
 
     #[test]
     fn internal_referrers_are_dropped() {
-        let event = |r: &str| {
-            browser(json!({ "referrer": r })).unwrap().into_event(&site(), &salts(), "ip", "ua")
-        };
+        let event = |r: &str| identified(browser(json!({ "referrer": r })).unwrap());
         for internal in
             ["https://example.com/a", "https://www.example.com/", "https://blog.Example.com/x"]
         {
@@ -1530,9 +1533,8 @@ mod tests {
         let e = browser(json!({
             "url": "https://example.com/?utm_source=ad",
             "referrer": "https://example.com/",
-        }))
-        .unwrap()
-        .into_event(&site(), &salts(), "ip", "ua");
+        }));
+        let e = identified(e.unwrap());
         assert_eq!((e.referrer, e.source.as_deref()), (None, Some("ad")));
     }
 

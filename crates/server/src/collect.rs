@@ -27,6 +27,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use footfall_core::event::Event;
+use footfall_core::identity::Client;
 use footfall_core::ingest::{self, Clock, FieldError, Incoming, Payload};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::Serialize;
@@ -192,13 +193,14 @@ fn to_events(
     // A copy, so that only one lock is held at a time.
     let salts = state.salts.read().expect("salts lock").clone();
     let sites = state.sites.read().expect("sites lock");
+    let mut client = Client::new(&salts, ip, user_agent);
     let mut events = Vec::with_capacity(decoded.len());
     let mut rejected = Vec::new();
     for (index, result) in decoded.into_iter().enumerate() {
         let (reason, error) = match result {
             Ok(incoming) => match sites.get(&*incoming.site) {
                 Some(site) => {
-                    events.push(incoming.into_event(site, &salts, ip, user_agent));
+                    events.push(incoming.into_event(site, &mut client));
                     continue;
                 }
                 None => ("unknown_site", FieldError::unknown_site(payload, &incoming.site)),

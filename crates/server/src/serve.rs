@@ -29,7 +29,7 @@ pub struct ServeOptions {
     pub pipeline: PipelineOptions,
     /// Keep raw-log events this many days; `None` keeps them forever.
     pub retention_days: Option<u32>,
-    /// Where to answer the CLI ([`control`](crate::control)); `None` answers nowhere.
+    /// Where to answer the CLI ([`crate::control`]); `None` answers nowhere.
     pub control_socket: Option<PathBuf>,
 }
 
