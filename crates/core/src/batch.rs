@@ -294,6 +294,9 @@ pub fn unique_element(visitor: u64) -> [u8; 8] {
 pub struct SessionKey {
     pub site: Arc<str>,
     pub visitor: u64,
+    /// A session of events from before the visitor's open session (a backfill), kept beside it
+    /// so that neither ends the other.
+    pub backfill: bool,
 }
 
 /// A session as it is persisted, so that a restart continues it.

@@ -282,7 +282,31 @@ struct SiteState {
     name: Arc<str>,
     clock: CachedClock,
     sessions: FxHashMap<u64, Session>,
+    /// Sessions of events from before their visitor's open session: an application backfilling
+    /// history for a visitor who is active now. Nearly always empty.
+    backfill: FxHashMap<u64, Session>,
 }
+
+impl SiteState {
+    fn sessions(&mut self, era: Era) -> &mut FxHashMap<u64, Session> {
+        match era {
+            Era::Live => &mut self.sessions,
+            Era::Backfill => &mut self.backfill,
+        }
+    }
+}
+
+/// Which of a visitor's sessions an event belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Era {
+    /// The visitor's open session, or a new one that ends it.
+    Live,
+    /// A session before it (see [`SiteState::backfill`]).
+    Backfill,
+}
+
+/// A session of the pipeline: site index, era, visitor.
+type Slot = (u32, Era, u64);
 
 /// Bytes of one live session's entry in the pipeline's session maps (key and session), not
 /// counting the maps' spare capacity or the shared values it names. For capacity planning and
@@ -302,7 +326,7 @@ pub struct Pipeline {
     /// Sessions changed since the last [`Pipeline::finish`] (those with the [`DIRTY`] flag), by
     /// site index and visitor, with what each contributed before (`None` if new since).
     /// A session's visit metrics are written once per batch, however many events it had in it.
-    dirty: FxHashMap<(usize, u64), Option<Before>>,
+    dirty: FxHashMap<Slot, Option<Before>>,
     shared: Shared,
 }
 
@@ -328,7 +352,8 @@ impl Pipeline {
         for (key, record) in sessions {
             let id = p.site_id(&key.site);
             let session = session_from_record(&mut p.shared, record);
-            p.sites[id].sessions.insert(key.visitor, session);
+            let era = if key.backfill { Era::Backfill } else { Era::Live };
+            p.sites[id].sessions(era).insert(key.visitor, session);
         }
         p
     }
@@ -354,13 +379,14 @@ impl Pipeline {
         }
         let name = self.shared.strings.str(domain);
         let clock = CachedClock::new(SiteClock::utc());
-        self.sites.push(SiteState { name: name.clone(), clock, sessions: FxHashMap::default() });
+        let (sessions, backfill) = (FxHashMap::default(), FxHashMap::default());
+        self.sites.push(SiteState { name: name.clone(), clock, sessions, backfill });
         self.site_ids.insert(name, self.sites.len() - 1);
         self.sites.len() - 1
     }
 
     pub fn active_sessions(&self) -> usize {
-        self.sites.iter().map(|s| s.sessions.len()).sum()
+        self.sites.iter().map(|s| s.sessions.len() + s.backfill.len()).sum()
     }
 
     /// Folds one event, read from the raw log at `offset`, into `batch`.
@@ -375,8 +401,10 @@ impl Pipeline {
         }
         let event_name = self.last_name.as_ref().expect("set above");
         let timeout = self.timeout_ms;
-        let SiteState { name, clock, sessions } = &mut self.sites[id];
-        let visitor = session_visitor(sessions, event, timeout);
+        let SiteState { name, clock, sessions, backfill } = &mut self.sites[id];
+        let (visitor, era) = slot_of(sessions, backfill, event, timeout);
+        let slot = (id as u32, era, visitor);
+        let sessions = if era == Era::Live { sessions } else { backfill };
 
         let mut rows = Rows { batch, site: SiteRows::new(name), visitor };
         let (session, before) = match sessions.entry(visitor) {
@@ -401,7 +429,7 @@ impl Pipeline {
                 // its place in `dirty`, as new.
                 let dirty = s.flags & DIRTY;
                 if dirty != 0 {
-                    let before = self.dirty.insert((id, visitor), None).flatten();
+                    let before = self.dirty.insert(slot, None).flatten();
                     emit_session(&mut rows, clock, &self.shared, before, s);
                 }
                 *s = new_session(&mut self.shared, event, pageview, page);
@@ -414,7 +442,7 @@ impl Pipeline {
         };
         if session.flags & DIRTY == 0 {
             session.flags |= DIRTY;
-            self.dirty.insert((id, visitor), before);
+            self.dirty.insert(slot, before);
         }
         let page = self.shared.pages.get(page);
         emit_event(&mut rows, clock, event, page, event_name, &mut self.shared.strings);
@@ -424,14 +452,16 @@ impl Pipeline {
     /// visit metrics, and the sessions themselves, to be persisted with it).
     pub fn finish(&mut self, batch: &mut WriteBatch) {
         batch.sessions.reserve(self.dirty.len());
-        for ((id, visitor), before) in self.dirty.drain() {
-            let SiteState { name, clock, sessions } = &mut self.sites[id];
+        for ((id, era, visitor), before) in self.dirty.drain() {
+            let SiteState { name, clock, sessions, backfill } = &mut self.sites[id as usize];
+            let sessions = if era == Era::Live { sessions } else { backfill };
             let s = sessions.get_mut(&visitor).expect("a changed session is live until written");
             s.flags &= !DIRTY;
             let mut rows = Rows { batch, site: SiteRows::new(name), visitor };
             emit_session(&mut rows, clock, &self.shared, before, s);
             let record = Some(record_of(s, &self.shared));
-            batch.sessions.insert(SessionKey { site: name.clone(), visitor }, record);
+            let key = SessionKey { site: name.clone(), visitor, backfill: era == Era::Backfill };
+            batch.sessions.insert(key, record);
         }
     }
 
@@ -444,27 +474,33 @@ impl Pipeline {
         // The pages and attributions the remaining sessions name, marked on the way.
         let mut pages = self.shared.pages.marks();
         let mut attributions = self.shared.attributions.marks();
-        for (id, SiteState { name, clock, sessions }) in self.sites.iter_mut().enumerate() {
-            sessions.retain(|&visitor, s| {
-                let keep = s.flags & TOUCHED != 0 || s.last >= horizon;
-                s.flags &= !TOUCHED;
-                if keep {
-                    for page in [s.entry, s.exit].into_iter().flatten() {
-                        pages[index(page)] = true;
+        for (id, SiteState { name, clock, sessions, backfill }) in self.sites.iter_mut().enumerate()
+        {
+            for (era, sessions) in [(Era::Live, sessions), (Era::Backfill, backfill)] {
+                sessions.retain(|&visitor, s| {
+                    let keep = s.flags & TOUCHED != 0 || s.last >= horizon;
+                    s.flags &= !TOUCHED;
+                    if keep {
+                        for page in [s.entry, s.exit].into_iter().flatten() {
+                            pages[index(page)] = true;
+                        }
+                        attributions[index(s.attribution)] = true;
+                        return true;
                     }
-                    attributions[index(s.attribution)] = true;
-                    return true;
-                }
-                if s.flags & DIRTY != 0 {
-                    // Changed since the last `finish` (which has not seen it): written now.
-                    let before = self.dirty.remove(&(id, visitor)).flatten();
-                    let mut rows = Rows { batch, site: SiteRows::new(name), visitor };
-                    emit_session(&mut rows, clock, &self.shared, before, s);
-                }
-                batch.sessions.insert(SessionKey { site: name.clone(), visitor }, None);
-                evicted += 1;
-                false
-            });
+                    if s.flags & DIRTY != 0 {
+                        // Changed since the last `finish` (which has not seen it): written now.
+                        let before = self.dirty.remove(&(id as u32, era, visitor)).flatten();
+                        let mut rows = Rows { batch, site: SiteRows::new(name), visitor };
+                        emit_session(&mut rows, clock, &self.shared, before, s);
+                    }
+                    let backfill = era == Era::Backfill;
+                    batch
+                        .sessions
+                        .insert(SessionKey { site: name.clone(), visitor, backfill }, None);
+                    evicted += 1;
+                    false
+                });
+            }
         }
         if evicted > 0 {
             self.shared.pages.sweep(&pages);
@@ -476,16 +512,36 @@ impl Pipeline {
     }
 }
 
-/// The visitor whose session an event belongs to. An anonymous visitor's id changes when the
-/// salt rotates at midnight; a session still open under yesterday's id is continued under it.
-fn session_visitor(sessions: &FxHashMap<u64, Session>, event: &Event, timeout_ms: i64) -> u64 {
-    if let Some(prev) = event.prev_visitor {
-        let live = |v| sessions.get(&v).is_some_and(|s| continues(s, event, timeout_ms));
-        if !live(event.visitor) && live(prev) {
-            return prev;
-        }
+/// The session an event belongs to, by visitor and era:
+/// - the visitor's open session if the event continues it. An anonymous visitor's id changes
+///   when the salt rotates at midnight; a session still open under yesterday's id is continued
+///   under it;
+/// - else the visitor's backfill session if the event continues that;
+/// - else a new backfill session if the event is from before the open session (by more than
+///   the timeout);
+/// - else a new open session.
+fn slot_of(
+    sessions: &FxHashMap<u64, Session>,
+    backfill: &FxHashMap<u64, Session>,
+    event: &Event,
+    timeout_ms: i64,
+) -> (u64, Era) {
+    let continued = |s: &Session| continues(s, event, timeout_ms);
+    let open = sessions.get(&event.visitor);
+    if open.is_some_and(continued) {
+        return (event.visitor, Era::Live);
     }
-    event.visitor
+    if let Some(prev) = event.prev_visitor
+        && sessions.get(&prev).is_some_and(continued)
+    {
+        return (prev, Era::Live);
+    }
+    let era = match open {
+        _ if backfill.get(&event.visitor).is_some_and(continued) => Era::Backfill,
+        Some(s) if event.ts < s.start - timeout_ms => Era::Backfill,
+        _ => Era::Live,
+    };
+    (event.visitor, era)
 }
 
 fn new_session(shared: &mut Shared, event: &Event, pageview: bool, page: Id) -> Session {
@@ -705,6 +761,7 @@ mod tests {
         counters: BTreeMap<(String, String, &'static str), i64>,
         uniques: BTreeMap<(String, String), BTreeSet<u64>>,
         sessions: BTreeMap<u64, SessionRecord>,
+        backfill: BTreeMap<u64, SessionRecord>,
     }
 
     fn slice_name(s: &Slice) -> String {
@@ -727,9 +784,10 @@ mod tests {
                 }
             }
             for (k, r) in b.sessions {
+                let sessions = if k.backfill { &mut self.backfill } else { &mut self.sessions };
                 match r {
-                    Some(r) => self.sessions.insert(k.visitor, detached(r)),
-                    None => self.sessions.remove(&k.visitor),
+                    Some(r) => sessions.insert(k.visitor, detached(r)),
+                    None => sessions.remove(&k.visitor),
                 };
             }
         }
@@ -942,16 +1000,80 @@ mod tests {
         let mut l = Ledger::default();
         let mut p = Pipeline::new(DEFAULT_SESSION_TIMEOUT_MS, &[site("UTC")], []);
         run(&mut p, &[pv(1, T0, "/")], &mut l);
-        let records = l
-            .sessions
-            .iter()
-            .map(|(v, r)| (SessionKey { site: "a.com".into(), visitor: *v }, r.clone()));
+        let records = l.sessions.iter().map(|(v, r)| {
+            (SessionKey { site: "a.com".into(), visitor: *v, backfill: false }, r.clone())
+        });
         let mut p = Pipeline::new(DEFAULT_SESSION_TIMEOUT_MS, &[site("UTC")], records);
         run(&mut p, &[pv(1, T0 + MIN, "/b")], &mut l);
         assert_eq!(l.get(DAY, "total", "visits"), 1);
         assert_eq!(l.get(DAY, "total", "bounces"), 0);
         assert_eq!(l.get(DAY, "exit_page=/b", "visits"), 1);
         assert_eq!(l.get(DAY, "exit_page=/", "visits"), 0);
+    }
+
+    #[test]
+    fn backfilled_events_leave_the_open_session_alone() {
+        let mut p = Pipeline::new(DEFAULT_SESSION_TIMEOUT_MS, &[site("UTC")], []);
+        let mut l = Ledger::default();
+        // Visitor 1 is on the site now; an application backfills what they did three hours ago.
+        let events = [
+            pv(1, T0, "/a"),
+            pv(1, T0 - 180 * MIN, "/old1"),
+            pv(1, T0 - 175 * MIN, "/old2"),
+            pv(1, T0 + 5 * MIN, "/b"),
+        ];
+        run(&mut p, &events, &mut l);
+        assert_eq!(l.get(DAY, "total", "visits"), 2);
+        assert_eq!(l.get(DAY, "total", "bounces"), 0);
+        assert_eq!(l.get(DAY, "total", "duration"), 10 * MIN);
+        assert_eq!(l.get("2026-11-22T14", "total", "visits"), 1, "the open session");
+        assert_eq!(l.get("2026-11-22T11", "total", "visits"), 1, "the backfilled one");
+        assert_eq!(l.get(DAY, "entry_page=/a", "visits"), 1);
+        assert_eq!(l.get(DAY, "exit_page=/b", "visits"), 1);
+        assert_eq!(l.get(DAY, "entry_page=/old1", "visits"), 1);
+        assert_eq!(l.get(DAY, "exit_page=/old2", "pageviews"), 2);
+        let open = &l.sessions[&1];
+        assert_eq!((open.start, open.exit.as_deref()), (T0, Some("/b")));
+        let backfilled = &l.backfill[&1];
+        assert_eq!((backfilled.start, backfilled.pageviews), (T0 - 180 * MIN, 2));
+
+        // A restart continues both.
+        let records = |m: &BTreeMap<u64, SessionRecord>, backfill: bool| {
+            m.iter()
+                .map(|(v, r)| {
+                    (SessionKey { site: "a.com".into(), visitor: *v, backfill }, r.clone())
+                })
+                .collect::<Vec<_>>()
+        };
+        let persisted = [records(&l.sessions, false), records(&l.backfill, true)].concat();
+        let mut p = Pipeline::new(DEFAULT_SESSION_TIMEOUT_MS, &[site("UTC")], persisted);
+        run(&mut p, &[pv(1, T0 - 170 * MIN, "/old3"), pv(1, T0 + 6 * MIN, "/c")], &mut l);
+        assert_eq!(l.get(DAY, "total", "visits"), 2);
+        assert_eq!(l.get(DAY, "exit_page=/old3", "visits"), 1);
+        assert_eq!(l.get(DAY, "exit_page=/c", "visits"), 1);
+        assert_eq!(p.active_sessions(), 2);
+    }
+
+    #[test]
+    fn a_backfill_session_outlives_the_open_one() {
+        let mut p = Pipeline::new(DEFAULT_SESSION_TIMEOUT_MS, &[site("UTC")], []);
+        let mut l = Ledger::default();
+        run(&mut p, &[pv(1, T0, "/a"), pv(1, T0 - 180 * MIN, "/old1")], &mut l);
+        let mut b = WriteBatch::default();
+        let later = T0 + DEFAULT_SESSION_TIMEOUT_MS + EVICTION_GRACE_MS + MIN;
+        assert_eq!(p.evict_idle(later, &mut b), 0);
+        l.apply(b);
+        // Only the backfill is fed: the open session ends, and the next backfilled event still
+        // continues its own session rather than starting one.
+        run(&mut p, &[pv(1, T0 - 179 * MIN, "/old2")], &mut l);
+        let mut b = WriteBatch::default();
+        assert_eq!(p.evict_idle(later, &mut b), 1);
+        l.apply(b);
+        assert!(l.sessions.is_empty());
+        run(&mut p, &[pv(1, T0 - 178 * MIN, "/old3")], &mut l);
+        assert_eq!(l.get(DAY, "total", "visits"), 2);
+        assert_eq!(l.get(DAY, "entry_page=/old1", "pageviews"), 3);
+        assert_eq!(l.backfill[&1].pageviews, 3);
     }
 
     #[test]

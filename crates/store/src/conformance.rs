@@ -383,16 +383,21 @@ fn session(start: i64, pageviews: u32, exit: &str) -> SessionRecord {
 
 /// Sessions are written, replaced and deleted by batches, and all of them are listed.
 pub async fn sessions_are_written_and_deleted(store: Arc<dyn Store>) {
-    let key = |site: &str, visitor: u64| SessionKey { site: site.into(), visitor };
+    let key = |site: &str, visitor: u64| SessionKey { site: site.into(), visitor, backfill: false };
+    let backfill =
+        |site: &str, visitor: u64| SessionKey { site: site.into(), visitor, backfill: true };
     assert!(store.sessions().await.unwrap().is_empty());
 
     let mut batch = WriteBatch::default();
     batch.sessions.insert(key("a.com", 1), Some(session(1000, 1, "/a")));
     batch.sessions.insert(key("a.com", 2), Some(session(2000, 2, "/b")));
     batch.sessions.insert(key("b.com", 1), Some(session(3000, 3, "/c")));
+    // A visitor's backfill session is another session, beside the open one.
+    batch.sessions.insert(backfill("a.com", 1), Some(session(500, 2, "/z")));
     store.apply(&batch).await.unwrap();
     let expected = [
         (key("a.com", 1), session(1000, 1, "/a")),
+        (backfill("a.com", 1), session(500, 2, "/z")),
         (key("a.com", 2), session(2000, 2, "/b")),
         (key("b.com", 1), session(3000, 3, "/c")),
     ];
@@ -403,6 +408,7 @@ pub async fn sessions_are_written_and_deleted(store: Arc<dyn Store>) {
     batch.sessions.insert(key("a.com", 2), Some(session(2000, 5, "/d")));
     batch.sessions.insert(key("c.com:8080", u64::MAX), Some(session(4000, 1, "/e")));
     batch.sessions.insert(key("a.com", 99), None);
+    batch.sessions.insert(backfill("a.com", 1), None);
     store.apply(&batch).await.unwrap();
     let expected = [
         (key("a.com", 2), session(2000, 5, "/d")),

@@ -86,20 +86,27 @@ pub fn uniques_of_bucket(site: &str, bucket: Bucket) -> String {
     bucket_key(site, 'u', bucket) + ":"
 }
 
-/// The key a session is persisted under.
+/// The key a session is persisted under: `s` for a visitor's open session, `sb` for the
+/// session of a backfill from before it.
 pub fn session(key: &SessionKey) -> String {
-    format!("ff:{{{}}}:s:{:016x}", key.site, key.visitor)
+    let kind = if key.backfill { "sb" } else { "s" };
+    format!("ff:{{{}}}:{kind}:{:016x}", key.site, key.visitor)
 }
 
 /// Parses [`session`] back; `None` for any other key.
 pub fn parse_session(key: &str) -> Option<SessionKey> {
-    let (site, visitor) = key.strip_prefix("ff:{")?.split_once("}:s:")?;
+    let (site, rest) = key.strip_prefix("ff:{")?.split_once("}:")?;
+    let (backfill, visitor) = match rest.split_once(':')? {
+        ("s", visitor) => (false, visitor),
+        ("sb", visitor) => (true, visitor),
+        _ => return None,
+    };
     let hex_digits = visitor.len() == 16 && visitor.bytes().all(|b| b.is_ascii_hexdigit());
     if site.is_empty() || site.contains(['{', '}']) || !hex_digits {
         return None;
     }
     let visitor = u64::from_str_radix(visitor, 16).ok()?;
-    Some(SessionKey { site: site.into(), visitor })
+    Some(SessionKey { site: site.into(), visitor, backfill })
 }
 
 /// The field of [`API_KEYS`] an API key is stored under: its hash in lower-case hex.
@@ -172,13 +179,20 @@ mod tests {
 
     #[test]
     fn sessions_round_trip() {
-        let key = SessionKey { site: "shop.example:8080".into(), visitor: 0xab };
+        let key = SessionKey { site: "shop.example:8080".into(), visitor: 0xab, backfill: false };
         let s = session(&key);
         assert_eq!(s, "ff:{shop.example:8080}:s:00000000000000ab");
         assert_eq!(parse_session(&s), Some(key));
-        let max = SessionKey { site: "a.com".into(), visitor: u64::MAX };
+        let max = SessionKey { site: "a.com".into(), visitor: u64::MAX, backfill: true };
+        assert_eq!(session(&max), "ff:{a.com}:sb:ffffffffffffffff");
         assert_eq!(parse_session(&session(&max)), Some(max));
-        for bad in ["ff:{a.com}:s:ab", "ff:{a.com}:u:00000000000000ab", "ff:sites", "ff:{}:s:0"] {
+        for bad in [
+            "ff:{a.com}:s:ab",
+            "ff:{a.com}:u:00000000000000ab",
+            "ff:sites",
+            "ff:{}:s:0",
+            "ff:{a}:sx:0",
+        ] {
             assert_eq!(parse_session(bad), None, "{bad}");
         }
         assert_eq!(parse_session("ff:{a.com}:s:00000000000000zz"), None);

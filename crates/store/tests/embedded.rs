@@ -54,7 +54,7 @@ async fn state_and_offsets_survive_reopening() {
     let day = Bucket { grain: Grain::Day, index: 20_779 };
     let site = Site::new("a.com", "Europe/Berlin", false).unwrap();
     let salts = Salts::new(1_795_356_330_000, [7; 64]);
-    let session = SessionKey { site: "a.com".into(), visitor: 5 };
+    let session = SessionKey { site: "a.com".into(), visitor: 5, backfill: false };
     {
         let store = EmbeddedStore::open(dir.path()).unwrap();
         let events: Vec<Event> = (0..4).map(|i| event(i, &format!("/{i}"))).collect();
