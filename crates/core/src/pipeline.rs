@@ -288,11 +288,13 @@ struct SiteState {
 }
 
 impl SiteState {
-    fn sessions(&mut self, era: Era) -> &mut FxHashMap<u64, Session> {
-        match era {
+    /// The name, the clock and the sessions of `era`, borrowed apart.
+    fn parts(&mut self, era: Era) -> (&Arc<str>, &mut CachedClock, &mut FxHashMap<u64, Session>) {
+        let sessions = match era {
             Era::Live => &mut self.sessions,
             Era::Backfill => &mut self.backfill,
-        }
+        };
+        (&self.name, &mut self.clock, sessions)
     }
 }
 
@@ -353,7 +355,7 @@ impl Pipeline {
             let id = p.site_id(&key.site);
             let session = session_from_record(&mut p.shared, record);
             let era = if key.backfill { Era::Backfill } else { Era::Live };
-            p.sites[id].sessions(era).insert(key.visitor, session);
+            p.sites[id].parts(era).2.insert(key.visitor, session);
         }
         p
     }
@@ -401,10 +403,10 @@ impl Pipeline {
         }
         let event_name = self.last_name.as_ref().expect("set above");
         let timeout = self.timeout_ms;
-        let SiteState { name, clock, sessions, backfill } = &mut self.sites[id];
-        let (visitor, era) = slot_of(sessions, backfill, event, timeout);
+        let site = &mut self.sites[id];
+        let (visitor, era) = slot_of(&site.sessions, &site.backfill, event, timeout);
         let slot = (id as u32, era, visitor);
-        let sessions = if era == Era::Live { sessions } else { backfill };
+        let (name, clock, sessions) = site.parts(era);
 
         let mut rows = Rows { batch, site: SiteRows::new(name), visitor };
         let (session, before) = match sessions.entry(visitor) {
@@ -453,8 +455,7 @@ impl Pipeline {
     pub fn finish(&mut self, batch: &mut WriteBatch) {
         batch.sessions.reserve(self.dirty.len());
         for ((id, era, visitor), before) in self.dirty.drain() {
-            let SiteState { name, clock, sessions, backfill } = &mut self.sites[id as usize];
-            let sessions = if era == Era::Live { sessions } else { backfill };
+            let (name, clock, sessions) = self.sites[id as usize].parts(era);
             let s = sessions.get_mut(&visitor).expect("a changed session is live until written");
             s.flags &= !DIRTY;
             let mut rows = Rows { batch, site: SiteRows::new(name), visitor };
