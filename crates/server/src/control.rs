@@ -162,6 +162,10 @@ pub async fn execute(
             };
             params.insert("site_id".into(), domain);
             let query = StatsQuery::parse(kind.into(), &params).map_err(|e| e.to_string())?;
+            let _between_batches = match state {
+                Some(state) => Some(state.rollups.read().await),
+                None => None,
+            };
             stats::run(store, &found, &query, now_ms()).await.map_err(|e| e.message)
         }
     }

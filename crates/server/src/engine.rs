@@ -106,6 +106,7 @@ pub async fn run_pipeline(
         pipeline.finish(&mut batch);
         metrics::gauge!("footfall_active_sessions").set(pipeline.active_sessions() as f64);
         if !batch.is_empty() {
+            let _applying = state.rollups.write().await;
             apply_until_done(store.as_ref(), &batch, &stop).await?;
         }
         if stopping {

@@ -39,6 +39,10 @@ pub struct AppState {
     pub salts: RwLock<Salts>,
     /// Bumped whenever a site is added or changed, so the pipeline picks up its timezone.
     pub sites_generation: AtomicU64,
+    /// Held for writing while the pipeline applies a write batch and for reading while a query
+    /// reads, so that a query's several reads all see the rollups between two batches: never
+    /// an event's pageview without its visitor.
+    pub rollups: tokio::sync::RwLock<()>,
 }
 
 impl AppState {
@@ -54,6 +58,7 @@ impl AppState {
             sites: RwLock::new(sites.into_iter().map(|s| (s.domain.clone(), s)).collect()),
             salts: RwLock::new(salts),
             sites_generation: AtomicU64::new(0),
+            rollups: tokio::sync::RwLock::new(()),
         }
     }
 

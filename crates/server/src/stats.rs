@@ -299,6 +299,7 @@ async fn handle(
         auth::require_key(state, headers).await?;
     }
     let query = StatsQuery::parse(kind, &params)?;
+    let _between_batches = state.rollups.read().await;
     Ok(Json(run(state.store.as_ref(), &site, &query, now_ms()).await?))
 }
 
