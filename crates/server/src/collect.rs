@@ -14,6 +14,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -62,6 +63,11 @@ pub fn describe_metrics() {
         "footfall_batch_size",
         metrics::Unit::Count,
         "Events per collector request."
+    );
+    metrics::describe_gauge!(
+        "footfall_log_appended_offset",
+        "Highest raw-log offset acknowledged; minus footfall_pipeline_applied_offset, the \
+         pipeline's lag in events."
     );
 }
 
@@ -177,7 +183,10 @@ async fn try_collect(
     }
     let accepted = events.len();
     // Durable before acknowledged: if this fails, the client is told and nothing is counted.
-    state.store.append(events).await?;
+    let offsets = state.store.append(events).await?;
+    // Requests finish out of order: the gauge shows the highest offset acknowledged so far.
+    let end = state.appended.fetch_max(offsets.end, Ordering::Relaxed).max(offsets.end);
+    metrics::gauge!("footfall_log_appended_offset").set((end - 1) as f64);
     metrics::counter!("footfall_events_accepted_total").increment(accepted as u64);
     Ok((StatusCode::ACCEPTED, axum::Json(Accepted { accepted, rejected })).into_response())
 }

@@ -92,7 +92,7 @@ fn describe_metrics() {
     describe_counter!("footfall_events_processed_total", "Events folded and applied.");
     describe_gauge!(
         "footfall_pipeline_applied_offset",
-        "Highest raw-log offset applied; compare with footfall_log_appended_offset for lag."
+        "Highest raw-log offset applied; see footfall_log_appended_offset for the lag."
     );
     describe_gauge!("footfall_active_sessions", "Sessions held in memory.");
     describe_counter!("footfall_sessions_ended_total", "Sessions ended by inactivity.");

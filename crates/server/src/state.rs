@@ -39,6 +39,8 @@ pub struct AppState {
     pub salts: RwLock<Salts>,
     /// Bumped whenever a site is added or changed, so the pipeline picks up its timezone.
     pub sites_generation: AtomicU64,
+    /// One past the highest raw-log offset acknowledged since this server started.
+    pub appended: AtomicU64,
     /// Held for writing while the pipeline applies a write batch and for reading while a query
     /// reads, so that a query's several reads all see the rollups between two batches: never
     /// an event's pageview without its visitor.
@@ -58,6 +60,7 @@ impl AppState {
             sites: RwLock::new(sites.into_iter().map(|s| (s.domain.clone(), s)).collect()),
             salts: RwLock::new(salts),
             sites_generation: AtomicU64::new(0),
+            appended: AtomicU64::new(0),
             rollups: tokio::sync::RwLock::new(()),
         }
     }

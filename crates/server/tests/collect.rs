@@ -521,6 +521,8 @@ fn metrics_count_accepted_and_rejected_events_and_batch_sizes() {
         "footfall_events_rejected_total{reason=\"unknown_site\"} 1",
         "footfall_batch_size_sum 3",
         "footfall_batch_size_count 1",
+        // The first event of the log, acknowledged.
+        "footfall_log_appended_offset 0",
     ] {
         assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
     }
