@@ -51,8 +51,10 @@ const SEED: u64 = 0xadc8_3b19;
 
 /// A Redis-compatible HyperLogLog (see the module docs for the format).
 ///
-/// It holds the exact bytes Redis would hold for the same key after the same commands, so
-/// equality is byte equality: the same registers in different encodings are not equal.
+/// After [`Hll::new`], [`Hll::add`] and [`Hll::merge`] it holds the exact bytes Redis would hold
+/// for the same key after the same commands; [`Hll::add_all`] gives the same registers in an
+/// encoding of its own. Equality is byte equality: the same registers in different encodings
+/// are not equal.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Hll {
     /// The whole Redis string, header included, always valid (checked by `from_bytes`, kept by
@@ -136,6 +138,66 @@ impl Hll {
             self.invalidate_cache();
         }
         changed
+    }
+
+    /// `PFADD` of several elements: the registers (and so every count) of [`Hll::add`] of each
+    /// in turn; returns true if a register changed.
+    ///
+    /// Adding to a sparse HLL walks and splices its opcodes, so a store applying hundreds of
+    /// additions to one key would walk it hundreds of times. Here the additions to a sparse HLL
+    /// are sorted and merged into its opcodes in one pass, which are written again with the
+    /// longest runs each opcode allows, or dense where that would pass Redis's sparse limit. The
+    /// bytes may then differ from those Redis builds one `PFADD` at a time (its opcodes depend on
+    /// the order of additions), not the registers; Redis reads either.
+    pub fn add_all<E: AsRef<[u8]>>(&mut self, elements: &[E]) -> bool {
+        if self.is_dense() || elements.len() <= 2 {
+            return elements.iter().fold(false, |changed, e| self.add(e.as_ref()) | changed);
+        }
+        let mut raises: Vec<(usize, u8)> = elements.iter().map(|e| pattern(e.as_ref())).collect();
+        raises.sort_unstable();
+        let mut ops = Runs::default();
+        let mut changed = false;
+        let mut next = raises.iter().peekable();
+        for_each_run(&self.bytes[HDR..], |first, len, value| {
+            let mut at = first;
+            let end = first + len;
+            // The raises inside this run, in index order (several per index: the largest wins).
+            while let Some(&&(index, _)) = next.peek()
+                && index < end
+            {
+                let mut count = 0;
+                while let Some(&&(i, c)) = next.peek()
+                    && i == index
+                {
+                    count = count.max(c);
+                    next.next();
+                }
+                if count > value {
+                    ops.push(value, index - at);
+                    ops.push(count, 1);
+                    at = index + 1;
+                    changed = true;
+                }
+            }
+            ops.push(value, end - at);
+        });
+        if !changed {
+            return false;
+        }
+        match ops.finish(SPARSE_MAX_BYTES - HDR) {
+            Some(ops) => {
+                self.bytes.truncate(HDR);
+                self.bytes.extend_from_slice(&ops);
+            }
+            None => {
+                self.promote();
+                for (index, count) in raises {
+                    dense_set(self.dense_regs_mut(), index, count);
+                }
+            }
+        }
+        self.invalidate_cache();
+        true
     }
 
     /// `PFCOUNT` of this HLL. Always estimates from the registers: Redis would return its cached
@@ -484,6 +546,58 @@ fn xzero_op(len: usize) -> [u8; 2] {
     [0x40 | (l >> 8) as u8, l as u8]
 }
 
+/// Sparse opcodes written from runs of registers, each run in the longest opcodes it allows.
+#[derive(Default)]
+struct Runs {
+    ops: Vec<u8>,
+    /// The run not yet written: its value and length.
+    value: u8,
+    len: usize,
+    /// A value over what sparse holds was pushed.
+    too_high: bool,
+}
+
+impl Runs {
+    fn push(&mut self, value: u8, len: usize) {
+        if len == 0 {
+            return;
+        }
+        if value != self.value {
+            self.flush();
+            self.value = value;
+        }
+        self.len += len;
+    }
+
+    fn flush(&mut self) {
+        let (value, mut left) = (self.value, std::mem::take(&mut self.len));
+        if value > SPARSE_VAL_MAX_VALUE {
+            self.too_high = true;
+            return;
+        }
+        while left > 0 {
+            let len = if value == 0 {
+                let len = left.min(SPARSE_XZERO_MAX_LEN);
+                let mut op = [0; 2];
+                let n = zero_run_op(&mut op, len);
+                self.ops.extend_from_slice(&op[..n]);
+                len
+            } else {
+                let len = left.min(SPARSE_VAL_MAX_LEN);
+                self.ops.push(val_op(value, len));
+                len
+            };
+            left -= len;
+        }
+    }
+
+    /// The opcodes, or `None` if a value is over 32 or they take more than `max_len` bytes.
+    fn finish(mut self, max_len: usize) -> Option<Vec<u8>> {
+        self.flush();
+        (!self.too_high && self.ops.len() <= max_len).then_some(self.ops)
+    }
+}
+
 /// Writes a run of `len` zero registers as ZERO (up to 64) or XZERO; returns its byte length.
 fn zero_run_op(out: &mut [u8], len: usize) -> usize {
     if len > SPARSE_ZERO_MAX_LEN {
@@ -694,6 +808,73 @@ mod tests {
         assert!(hll.add(b"b"));
         assert_eq!(hll.count(), 3);
         assert!(!hll.is_dense());
+    }
+
+    #[test]
+    fn adding_many_at_once_gives_the_registers_of_adding_one_by_one() {
+        let mut seed = 0x1234_5678_9abc_def1_u64;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let registers = |hll: &Hll| {
+            let mut r = [0u8; REGISTERS];
+            hll.max_into(&mut r);
+            r
+        };
+        // From empty, sparse and dense starts; batches with repeats, small and past the sparse
+        // limit, and one with an element whose register value (33) forces promotion.
+        for start in [0u64, 50, 4000] {
+            for batch in [3usize, 40, 600, 5000] {
+                let case = format!("start {start}, batch {batch}");
+                let mut one_by_one = hll_of(0..start);
+                let mut at_once = one_by_one.clone();
+                let mut elements: Vec<[u8; 8]> = (0..batch)
+                    .map(|_| (10_000 + next(batch as u64 / 2 + 1)).to_le_bytes())
+                    .collect();
+                if batch == 40 {
+                    elements.insert(17, COUNT_33.to_le_bytes());
+                }
+                let mut changed = false;
+                for e in &elements {
+                    changed |= one_by_one.add(e);
+                }
+                assert_eq!(at_once.add_all(&elements), changed, "{case}");
+                assert_eq!(registers(&at_once), registers(&one_by_one), "{case}");
+                assert_eq!(at_once.count(), one_by_one.count(), "{case}");
+                // A valid Redis HLL, sparse whenever adding one by one kept it sparse.
+                assert_eq!(Hll::from_bytes(&at_once.to_bytes()).as_ref(), Ok(&at_once), "{case}");
+                assert!(one_by_one.is_dense() || !at_once.is_dense(), "{case}");
+            }
+        }
+        let mut hll = hll_of(0..10);
+        let before = hll.clone();
+        let again: Vec<[u8; 8]> = (0..10u64).map(u64::to_le_bytes).collect();
+        assert!(!hll.add_all(&again), "nothing new: nothing changes");
+        assert_eq!(hll, before);
+    }
+
+    #[test]
+    fn sparse_opcodes_take_the_longest_runs() {
+        let mut runs = Runs::default();
+        for (value, len) in [(0, 60), (0, 40), (3, 4), (3, 2), (0, 0), (0, 94), (32, 1)] {
+            runs.push(value, len);
+        }
+        runs.push(0, REGISTERS - 201);
+        let mut expected = xzero_op(100).to_vec();
+        expected.extend([val_op(3, 4), val_op(3, 2)]);
+        expected.extend(xzero_op(94));
+        expected.push(val_op(32, 1));
+        expected.extend(xzero_op(REGISTERS - 201));
+        assert_eq!(runs.finish(usize::MAX), Some(expected));
+        let mut runs = Runs::default();
+        runs.push(33, 1);
+        assert_eq!(runs.finish(usize::MAX), None, "33 does not fit sparse");
+        let mut runs = Runs::default();
+        (0..200).for_each(|i| runs.push(1 + i % 2, 1));
+        assert_eq!(runs.finish(100), None, "200 opcodes do not fit 100 bytes");
     }
 
     #[test]

@@ -708,10 +708,8 @@ impl Inner {
                 None => Hll::new(),
             };
             // As PFADD, a missing key is created even if no register changes.
-            let mut changed = stored.is_none();
-            for visitor in visitors {
-                changed |= hll.add(&unique_element(visitor));
-            }
+            let elements: Vec<[u8; 8]> = visitors.into_iter().map(unique_element).collect();
+            let changed = hll.add_all(&elements) || stored.is_none();
             if changed {
                 batch.insert(&self.hlls, key, hll.to_bytes());
             }
