@@ -272,7 +272,12 @@ pub struct Row<'a> {
     hash: u64,
 }
 
-impl Row<'_> {
+impl<'a> Row<'a> {
+    /// The row of owned parts.
+    fn of(site: &'a Arc<str>, bucket: Bucket, slice: &'a Slice) -> Row<'a> {
+        SiteRows::new(site).row(bucket, slice.view())
+    }
+
     fn is(&self, id: &RowId) -> bool {
         self.bucket == id.bucket
             && same_str(self.site, &id.site)
@@ -364,29 +369,19 @@ impl WriteBatch {
         &mut entry.or_insert_with(|| (row.hash, row.to_id(), RowDelta::default())).into_mut().2
     }
 
-    fn row_by_id(&mut self, id: RowId) -> &mut RowDelta {
-        let slice = id.slice.view();
-        let row = SiteRows::new(&id.site).row(id.bucket, slice);
-        let hash = row.hash;
-        let entry = self.rows.entry(hash, |(_, other, _)| *other == id, |(hash, ..)| *hash);
-        &mut entry.or_insert_with(|| (hash, id, RowDelta::default())).into_mut().2
-    }
-
     /// Adds `delta` to a counter (creating its row even when `delta` is zero).
     pub fn incr(&mut self, id: CounterId, delta: i64) {
-        let counter = id.counter;
-        let CounterId { site, bucket, slice, .. } = id;
-        self.row_by_id(RowId { site, bucket, slice }).add(counter, delta);
+        self.row(&Row::of(&id.site, id.bucket, &id.slice)).add(id.counter, delta);
     }
 
     /// Adds a visitor to a row's unique count.
     pub fn add_unique(&mut self, row: RowId, visitor: u64) {
-        self.row_by_id(row).visitors.push(visitor);
+        self.row(&Row::of(&row.site, row.bucket, &row.slice)).visitors.push(visitor);
     }
 
     /// The delta of one counter; zero if the batch does not change it.
     pub fn counter(&self, id: &CounterId) -> i64 {
-        let row = SiteRows::new(&id.site).row(id.bucket, id.slice.view());
+        let row = Row::of(&id.site, id.bucket, &id.slice);
         self.rows
             .find(row.hash, |(_, other, _)| row.is(other))
             .map_or(0, |(.., d)| d.get(id.counter))

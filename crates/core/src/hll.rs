@@ -812,13 +812,7 @@ mod tests {
 
     #[test]
     fn adding_many_at_once_gives_the_registers_of_adding_one_by_one() {
-        let mut seed = 0x1234_5678_9abc_def1_u64;
-        let mut next = move |n: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % n
-        };
+        let mut next = crate::testing::below(0x1234_5678_9abc_def1);
         let registers = |hll: &Hll| {
             let mut r = [0u8; REGISTERS];
             hll.max_into(&mut r);

@@ -15,3 +15,6 @@ pub mod pipeline;
 pub mod query;
 pub mod site;
 pub mod time;
+
+#[cfg(test)]
+mod testing;

@@ -271,7 +271,12 @@ impl Shared {
         page.filter(|p| !p.is_empty()).map(|p| self.page(p))
     }
 
-    fn attribution(&mut self, a: Attribution) -> Id {
+    /// The attribution of source, referrer, UTM source, medium and campaign; empty ones are
+    /// absent.
+    fn attribution(&mut self, parts: [Option<&str>; 5]) -> Id {
+        let [source, referrer, utm_source, utm_medium, utm_campaign] =
+            parts.map(|s| self.strings.opt(s));
+        let a = Attribution { source, referrer, utm_source, utm_medium, utm_campaign };
         self.attributions.id(&a, |a| Arc::new(a.clone()))
     }
 }
@@ -305,6 +310,17 @@ enum Era {
     Live,
     /// A session before it (see [`SiteState::backfill`]).
     Backfill,
+}
+
+impl Era {
+    fn of(key: &SessionKey) -> Era {
+        if key.backfill { Era::Backfill } else { Era::Live }
+    }
+
+    /// The key a session of this era is persisted under.
+    fn key(self, site: &Arc<str>, visitor: u64) -> SessionKey {
+        SessionKey { site: site.clone(), visitor, backfill: self == Era::Backfill }
+    }
 }
 
 /// A session of the pipeline: site index, era, visitor.
@@ -354,8 +370,7 @@ impl Pipeline {
         for (key, record) in sessions {
             let id = p.site_id(&key.site);
             let session = session_from_record(&mut p.shared, record);
-            let era = if key.backfill { Era::Backfill } else { Era::Live };
-            p.sites[id].parts(era).2.insert(key.visitor, session);
+            p.sites[id].parts(Era::of(&key)).2.insert(key.visitor, session);
         }
         p
     }
@@ -460,9 +475,7 @@ impl Pipeline {
             s.flags &= !DIRTY;
             let mut rows = Rows { batch, site: SiteRows::new(name), visitor };
             emit_session(&mut rows, clock, &self.shared, before, s);
-            let record = Some(record_of(s, &self.shared));
-            let key = SessionKey { site: name.clone(), visitor, backfill: era == Era::Backfill };
-            batch.sessions.insert(key, record);
+            batch.sessions.insert(era.key(name, visitor), Some(record_of(s, &self.shared)));
         }
     }
 
@@ -494,10 +507,7 @@ impl Pipeline {
                         let mut rows = Rows { batch, site: SiteRows::new(name), visitor };
                         emit_session(&mut rows, clock, &self.shared, before, s);
                     }
-                    let backfill = era == Era::Backfill;
-                    batch
-                        .sessions
-                        .insert(SessionKey { site: name.clone(), visitor, backfill }, None);
+                    batch.sessions.insert(era.key(name, visitor), None);
                     evicted += 1;
                     false
                 });
@@ -546,14 +556,13 @@ fn slot_of(
 }
 
 fn new_session(shared: &mut Shared, event: &Event, pageview: bool, page: Id) -> Session {
-    let i = &mut shared.strings;
-    let attribution = Attribution {
-        source: Some(i.str(event.source.as_deref().unwrap_or(DIRECT))),
-        referrer: Some(i.str(event.referrer.as_deref().unwrap_or(DIRECT))),
-        utm_source: i.opt(event.utm_source.as_deref()),
-        utm_medium: i.opt(event.utm_medium.as_deref()),
-        utm_campaign: i.opt(event.utm_campaign.as_deref()),
-    };
+    let attribution = shared.attribution([
+        Some(event.source.as_deref().unwrap_or(DIRECT)),
+        Some(event.referrer.as_deref().unwrap_or(DIRECT)),
+        event.utm_source.as_deref(),
+        event.utm_medium.as_deref(),
+        event.utm_campaign.as_deref(),
+    ]);
     Session {
         start: event.ts,
         last: event.ts,
@@ -561,21 +570,20 @@ fn new_session(shared: &mut Shared, event: &Event, pageview: bool, page: Id) -> 
         events: 1,
         entry: pageview.then_some(page),
         exit: pageview.then_some(page),
-        attribution: shared.attribution(attribution),
+        attribution,
         hint: event.session_hint.unwrap_or(0),
         flags: TOUCHED | if event.session_hint.is_some() { HINT } else { 0 },
     }
 }
 
 fn session_from_record(shared: &mut Shared, r: SessionRecord) -> Session {
-    let i = &mut shared.strings;
-    let attribution = Attribution {
-        source: i.opt(r.source.as_deref()),
-        referrer: i.opt(r.referrer.as_deref()),
-        utm_source: i.opt(r.utm_source.as_deref()),
-        utm_medium: i.opt(r.utm_medium.as_deref()),
-        utm_campaign: i.opt(r.utm_campaign.as_deref()),
-    };
+    let attribution = shared.attribution([
+        r.source.as_deref(),
+        r.referrer.as_deref(),
+        r.utm_source.as_deref(),
+        r.utm_medium.as_deref(),
+        r.utm_campaign.as_deref(),
+    ]);
     Session {
         start: r.start,
         last: r.last,
@@ -583,7 +591,7 @@ fn session_from_record(shared: &mut Shared, r: SessionRecord) -> Session {
         events: r.events,
         entry: shared.page_opt(r.entry.as_deref()),
         exit: shared.page_opt(r.exit.as_deref()),
-        attribution: shared.attribution(attribution),
+        attribution,
         hint: r.hint.unwrap_or(0),
         flags: if r.hint.is_some() { HINT } else { 0 },
     }
@@ -1095,13 +1103,7 @@ mod tests {
     /// Events of 12 visitors over a few hours: gaps that do and do not end sessions, pages,
     /// custom events with props, sources, and client session ids that change.
     fn mixed_traffic() -> Vec<Event> {
-        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = move |n: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % n
-        };
+        let mut next = crate::testing::below(0x2545_f491_4f6c_dd1d);
         let mut ts = T0;
         (0..600)
             .map(|_| {

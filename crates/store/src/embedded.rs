@@ -1021,25 +1021,25 @@ impl RunBuilder {
     }
 }
 
+/// How many events an `unapplied` value at `start` holds, and the records after that count.
+fn run_header(value: &[u8], start: u64) -> Result<(u32, &[u8])> {
+    let Some((&RUN, rest)) = value.split_first() else {
+        return Err(bad_run(start));
+    };
+    let (count, records) = rest.split_first_chunk::<4>().ok_or_else(|| bad_run(start))?;
+    Ok((u32::from_le_bytes(*count), records))
+}
+
 /// How many events an `unapplied` value at `start` holds.
 fn run_len(value: &[u8], start: u64) -> Result<u64> {
-    match value.split_first() {
-        Some((&RUN, rest)) => match rest.first_chunk::<4>() {
-            Some(count) => Ok(u64::from(u32::from_le_bytes(*count))),
-            None => Err(bad_run(start)),
-        },
-        _ => Err(bad_run(start)),
-    }
+    run_header(value, start).map(|(count, _)| u64::from(count))
 }
 
 /// The records of an `unapplied` value at `start`, in offset order.
 fn run_records(value: &[u8], start: u64) -> Result<Vec<&[u8]>> {
-    let Some((&RUN, rest)) = value.split_first() else {
-        return Err(bad_run(start));
-    };
-    let (count, mut rest) = rest.split_first_chunk::<4>().ok_or_else(|| bad_run(start))?;
-    let mut records = Vec::with_capacity(u32::from_le_bytes(*count) as usize);
-    for _ in 0..u32::from_le_bytes(*count) {
+    let (count, mut rest) = run_header(value, start)?;
+    let mut records = Vec::with_capacity(count as usize);
+    for _ in 0..count {
         let (len, after) = rest.split_first_chunk::<4>().ok_or_else(|| bad_run(start))?;
         let len = u32::from_le_bytes(*len) as usize;
         let record = after.get(..len).ok_or_else(|| bad_run(start))?;
