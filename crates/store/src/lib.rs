@@ -19,8 +19,10 @@ use serde::{Deserialize, Serialize};
 pub mod conformance;
 pub mod embedded;
 pub mod keys;
+mod tail;
 
 pub use embedded::EmbeddedStore;
+pub use tail::TAIL_EVENTS;
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 

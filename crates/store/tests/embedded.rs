@@ -8,7 +8,8 @@ use footfall_core::event::Event;
 use footfall_core::identity::Salts;
 use footfall_core::site::Site;
 use footfall_core::time::{Bucket, Grain};
-use footfall_store::embedded::{MINUTES_KEPT, TAIL_EVENTS};
+use footfall_store::TAIL_EVENTS;
+use footfall_store::embedded::MINUTES_KEPT;
 use footfall_store::{Counts, EmbeddedStore, Store, StoreError};
 use tempfile::TempDir;
 
