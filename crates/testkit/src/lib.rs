@@ -1,0 +1,247 @@
+//! Test support shared by footfall's crates: a real `redis-server`, started for one test on a
+//! free port in a temporary directory and stopped when the test drops it. Tests never depend on
+//! a server that happens to be running; when `redis-server` is missing they fail and say how to
+//! install it, rather than skipping.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+/// How long a starting redis-server may take to answer PING.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A `redis-server` of this test's own. Dropping it kills the process and deletes its directory.
+pub struct RedisServer {
+    child: Option<Child>,
+    port: u16,
+    dir: TempDir,
+}
+
+impl RedisServer {
+    /// Starts a redis-server that keeps nothing on disk.
+    pub fn start() -> RedisServer {
+        RedisServer::start_with(&["--save", "", "--appendonly", "no"])
+    }
+
+    /// Starts a redis-server with extra configuration arguments (such as
+    /// `["--appendonly", "yes"]`), on a free port, in a fresh directory.
+    pub fn start_with(args: &[&str]) -> RedisServer {
+        let dir = TempDir::new().expect("a temporary directory for redis-server");
+        // A port can be taken between finding it free and redis binding it; try a few.
+        for _ in 0..5 {
+            let port = free_port();
+            let mut child = match spawn(dir.path(), port, args) {
+                Ok(child) => child,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
+                    "redis-server is not installed, and footfall's Redis tests need it: install \
+                     it (on Debian or Ubuntu: `sudo apt-get install -y redis-server`), or run \
+                     scripts/test, which does"
+                ),
+                Err(e) => panic!("cannot start redis-server: {e}"),
+            };
+            let deadline = Instant::now() + START_TIMEOUT;
+            while Instant::now() < deadline {
+                if let Some(status) = child.try_wait().expect("redis-server status") {
+                    let log = std::fs::read_to_string(dir.path().join("redis.log"));
+                    if log.as_deref().unwrap_or("").contains("Address already in use") {
+                        break;
+                    }
+                    panic!("redis-server exited at start ({status}): {}", log.unwrap_or_default());
+                }
+                if ping(port) {
+                    return RedisServer { child: Some(child), port, dir };
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("redis-server did not start and answer PING within {START_TIMEOUT:?}");
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `redis://127.0.0.1:PORT/0`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// The server's working directory (its log is `redis.log` there).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Stops the server now (SIGKILL), as an outage would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port and directory after [`kill`](Self::kill).
+    pub fn restart(&mut self, args: &[&str]) {
+        assert!(self.child.is_none(), "restart follows kill");
+        let child = spawn(self.dir.path(), self.port, args).expect("redis-server restarts");
+        let deadline = Instant::now() + START_TIMEOUT;
+        while !ping(self.port) {
+            assert!(Instant::now() < deadline, "redis-server did not come back");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.child = Some(child);
+    }
+
+    /// Opens a connection, for a test sending many commands (one connect each would dominate).
+    pub fn connect(&self) -> Connection {
+        let stream = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port)).expect("connect");
+        stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        // Each request goes out in one write and waits for its reply: never hold it back.
+        stream.set_nodelay(true).expect("nodelay");
+        Connection { stream: BufReader::new(stream) }
+    }
+
+    /// Sends one command on a new connection and returns the reply as text, for checks such as
+    /// `INFO commandstats` without a client library (see [`Connection::command`]).
+    pub fn command(&self, words: &[&str]) -> String {
+        self.connect().command(words)
+    }
+
+    /// Sends one binary-safe command on a new connection (see [`Connection::command_bytes`]).
+    pub fn command_bytes(&self, words: &[&[u8]]) -> Vec<u8> {
+        self.connect().command_bytes(words)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// One connection to a [`RedisServer`], for many commands in a row.
+pub struct Connection {
+    stream: BufReader<TcpStream>,
+}
+
+impl Connection {
+    /// Sends one command and returns the reply as text (lossily, where it is not UTF-8).
+    pub fn command(&mut self, words: &[&str]) -> String {
+        let words: Vec<&[u8]> = words.iter().map(|w| w.as_bytes()).collect();
+        String::from_utf8_lossy(&self.command_bytes(&words)).into_owned()
+    }
+
+    /// Sends one command whose words may be any bytes (such as a HyperLogLog for `SET`) and
+    /// returns the reply's raw bytes: a bulk string as is, `""` for nil, the text of a simple,
+    /// error or integer reply without its type byte, and array elements joined by `\n`.
+    pub fn command_bytes(&mut self, words: &[&[u8]]) -> Vec<u8> {
+        let mut request = format!("*{}\r\n", words.len()).into_bytes();
+        for w in words {
+            request.extend_from_slice(format!("${}\r\n", w.len()).as_bytes());
+            request.extend_from_slice(w);
+            request.extend_from_slice(b"\r\n");
+        }
+        self.stream.get_mut().write_all(&request).expect("send");
+        read_reply(&mut self.stream)
+    }
+}
+
+fn spawn(dir: &Path, port: u16, args: &[&str]) -> std::io::Result<Child> {
+    Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--dir"])
+        .arg(dir)
+        .args(["--logfile", "redis.log", "--daemonize", "no"])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+}
+
+fn free_port() -> u16 {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("a free port");
+    listener.local_addr().expect("its address").port()
+}
+
+fn ping(port: u16) -> bool {
+    let Ok(mut stream) = TcpStream::connect((Ipv4Addr::LOCALHOST, port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+    let mut reply = [0; 7];
+    stream.write_all(b"PING\r\n").is_ok()
+        && stream.read_exact(&mut reply).is_ok()
+        && &reply == b"+PONG\r\n"
+}
+
+/// One RESP2 reply, bulk strings and arrays flattened into lines.
+fn read_reply(r: &mut impl BufRead) -> Vec<u8> {
+    let mut line = Vec::new();
+    r.read_until(b'\n', &mut line).expect("reply");
+    let Some((&kind, rest)) = line.split_first() else {
+        panic!("redis-server closed the connection instead of replying");
+    };
+    let rest = rest.strip_suffix(b"\r\n").unwrap_or(rest);
+    let number = || std::str::from_utf8(rest).ok().and_then(|n| n.parse::<i64>().ok());
+    match kind {
+        b'$' => {
+            let Ok(len) = usize::try_from(number().expect("bulk length")) else {
+                return Vec::new(); // $-1: nil
+            };
+            let mut body = vec![0; len + 2];
+            r.read_exact(&mut body).expect("bulk body");
+            body.truncate(len);
+            body
+        }
+        b'*' => {
+            let n = number().expect("array length").max(0);
+            (0..n).map(|_| read_reply(r)).collect::<Vec<_>>().join(&b'\n')
+        }
+        _ => rest.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn starts_answers_and_stops() {
+        let mut redis = RedisServer::start();
+        assert_eq!(redis.command(&["SET", "k", "v v"]), "OK");
+        assert_eq!(redis.command(&["GET", "k"]), "v v");
+        assert_eq!(redis.command(&["GET", "missing"]), "");
+        assert_eq!(redis.command(&["INCRBY", "n", "5"]), "5");
+        let port = redis.port();
+        redis.kill();
+        assert!(!ping(port), "killed");
+        redis.restart(&["--save", ""]);
+        assert!(ping(port));
+        assert_eq!(redis.command(&["GET", "k"]), "", "nothing was kept on disk");
+    }
+
+    #[test]
+    fn binary_commands_on_one_connection() {
+        let redis = RedisServer::start();
+        let mut conn = redis.connect();
+        let value: &[u8] = b"\0\r\n\xff$3\r\n";
+        assert_eq!(conn.command_bytes(&[b"SET", b"k\0", value]), b"OK");
+        assert_eq!(conn.command_bytes(&[b"GET", b"k\0"]), value);
+        assert_eq!(conn.command(&["STRLEN", "k\0"]), value.len().to_string());
+        assert_eq!(redis.command_bytes(&[b"GET", b"k"]), b"", "nil");
+        assert_eq!(conn.command(&["NOSUCHCOMMAND"]).split(' ').next(), Some("ERR"));
+    }
+
+    #[test]
+    fn two_servers_get_two_ports() {
+        let (a, b) = (RedisServer::start(), RedisServer::start());
+        assert_ne!(a.port(), b.port());
+        a.command(&["SET", "k", "a"]);
+        assert_eq!(b.command(&["GET", "k"]), "");
+    }
+}
