@@ -19,20 +19,25 @@ use serde::{Deserialize, Serialize};
 pub mod conformance;
 pub mod embedded;
 pub mod keys;
+pub mod redis;
 mod tail;
 
 pub use embedded::EmbeddedStore;
+pub use redis::RedisStore;
 pub use tail::TAIL_EVENTS;
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum StoreError {
     #[error(
         "the data directory {0} is in use by another footfall process; stop it, or talk to it \
          (commands do that on their own through its control socket)"
     )]
     Locked(std::path::PathBuf),
+    /// Another process holds the lease on a shared store.
+    #[error("{0}")]
+    Leased(String),
     #[error("storage I/O failed: {0}")]
     Io(String),
     #[error("stored data is corrupt: {0}")]
@@ -180,4 +185,12 @@ pub trait Store: Send + Sync + 'static {
     async fn salts(&self) -> Result<Option<Salts>>;
 
     async fn put_salts(&self, salts: &Salts) -> Result<()>;
+
+    // --- lifecycle ---------------------------------------------------------------------------
+
+    /// Gives up what this process holds in a shared store (the Redis writer's lease), so that
+    /// a restart need not wait for it to lapse. Called once, after the last write.
+    async fn close(&self) -> Result<()> {
+        Ok(())
+    }
 }

@@ -1,0 +1,966 @@
+//! The Redis backend: footfall's state in Redis, under the [`keys`] schema, for people who run
+//! Redis already or run more than one footfall machine.
+//!
+//! Beyond the rollup keys every backend shares, the log lives in:
+//!
+//! - `ff:log:{P}` (P = 0 … partitions − 1): streams of the events no applied batch covers yet,
+//!   partitioned by visitor. Each entry is one run of one group commit's events of that
+//!   partition, field `e`: for each event its offset (u64 BE), record length (u32 LE) and
+//!   record. The entry's ID is `END-0`, END one past the run's last offset, so that the entries
+//!   an apply has covered are those below `APPLIED+2-0`, which the writer trims;
+//! - `ff:log:next`: the next offset to assign; `ff:log:partitions`: how many partitions;
+//! - `ff:{SITE}:log`: a sorted set of one site's events for scans and rebuilds, scored by
+//!   timestamp, each member the offset (u64 BE) then the record, so that equal timestamps sort
+//!   by offset; `ff:logs`: the set of sites that have one;
+//! - `ff:batch`: the id of the last applied batch; `ff:lock`: the serving process's lease.
+//!
+//! One serving process appends and applies ([`RedisStore::connect_writer`] takes the lease);
+//! commands connect with [`RedisStore::connect`] and read or write configuration beside it.
+//!
+//! Each group commit of the log is one `MULTI`/`EXEC` (its runs, its sorted-set members and the
+//! next offset) and each write batch is one `MULTI`/`EXEC` (summed `HINCRBY`s, one `PFADD` per
+//! unique-count key with all its visitors, sessions, the applied offset), so a crash between
+//! them neither loses nor double-counts. A batch whose `EXEC` answer is lost (the connection
+//! dropped) is not sent again blindly: the next attempt first reads `ff:batch` to see whether
+//! it landed.
+
+use std::ops::Range;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use footfall_core::batch::{
+    Counter, Dim, SessionKey, SessionRecord, Slice, WriteBatch, unique_element,
+};
+use footfall_core::event::{Event, decode_record, encode_record};
+use footfall_core::identity::Salts;
+use footfall_core::site::Site;
+use footfall_core::time::{Bucket, Grain};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncCommands, Pipeline, RedisError};
+use rustc_hash::{FxHashMap, FxHashSet};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+use crate::embedded::MINUTES_KEPT;
+use crate::tail::Tail;
+use crate::{ApiKey, Counts, Result, Store, StoreError, keys};
+
+/// Partitions of the unapplied log for a new Redis database; an existing one keeps its own.
+pub const DEFAULT_PARTITIONS: u32 = 4;
+
+const NEXT: &str = "ff:log:next";
+const PARTITIONS: &str = "ff:log:partitions";
+const LOGGED_SITES: &str = "ff:logs";
+const BATCH: &str = "ff:batch";
+const LOCK: &str = "ff:lock";
+
+/// The serving process's lease on the log: renewed every [`LEASE_RENEW`], it lapses
+/// [`LEASE`] after that process dies, so a restart after a crash waits at most that long.
+pub const LEASE: Duration = Duration::from_secs(10);
+const LEASE_RENEW: Duration = Duration::from_secs(3);
+
+/// Most events in one stream entry; a larger group commit writes several per partition.
+const RUN_EVENTS: usize = 4096;
+
+/// Stream entries read per partition when the pipeline reads back from Redis.
+const READ_ENTRIES: usize = 64;
+
+/// Minute buckets live this long after their first write, as the embedded store keeps them
+/// about [`MINUTES_KEPT`] minutes.
+const MINUTE_TTL_SECONDS: i64 = (MINUTES_KEPT + 1) * 60;
+
+fn partition_key(p: u32) -> String {
+    format!("ff:log:{{{p}}}")
+}
+
+fn site_log_key(site: &str) -> String {
+    format!("ff:{{{site}}}:log")
+}
+
+/// The Redis backend. See the [module documentation](self).
+pub struct RedisStore {
+    inner: Arc<Inner>,
+    /// Present when connected as the writer.
+    writer: Option<Writer>,
+}
+
+struct Writer {
+    queue: mpsc::UnboundedSender<AppendRequest>,
+    tasks: [JoinHandle<()>; 2],
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+struct Inner {
+    con: ConnectionManager,
+    /// The URL without its password, for messages.
+    shown: String,
+    partitions: u32,
+    /// This connection's random id: the lease's value and the prefix of its batch ids.
+    token: String,
+    appended: watch::Sender<Option<u64>>,
+    tail: Mutex<Tail>,
+    applying: tokio::sync::Mutex<Applying>,
+    /// Minute-bucket keys this process has given their TTL, with their minute, so that each
+    /// gets one `EXPIRE` rather than one per batch.
+    expiring: Mutex<FxHashMap<String, i64>>,
+}
+
+#[derive(Default)]
+struct Applying {
+    batches: u64,
+    /// The id of a batch whose `EXEC` may or may not have run.
+    unsure: Option<String>,
+}
+
+struct AppendRequest {
+    events: Vec<Event>,
+    reply: oneshot::Sender<Result<Range<u64>>>,
+}
+
+impl RedisStore {
+    /// Connects for commands: configuration, queries, migration. [`Store::append`] is refused:
+    /// only the serving process, connected with [`connect_writer`](Self::connect_writer),
+    /// appends.
+    pub async fn connect(url: &str) -> Result<RedisStore> {
+        let inner = Inner::connect(url).await?;
+        Ok(RedisStore { inner: Arc::new(inner), writer: None })
+    }
+
+    /// Connects as the one process that appends and applies: takes the lease, waiting up to
+    /// `wait` for one held by another process to be given back or to lapse (a server that was
+    /// killed holds it [`LEASE`] longer), and starts the log writer.
+    pub async fn connect_writer(url: &str, wait: Duration) -> Result<RedisStore> {
+        let mut inner = Inner::connect(url).await?;
+        inner.take_lease(wait).await?;
+        let mut con = inner.con.clone();
+        redis::cmd("SET")
+            .arg(PARTITIONS)
+            .arg(DEFAULT_PARTITIONS)
+            .arg("NX")
+            .query_async::<()>(&mut con)
+            .await
+            .map_err(|e| inner.failed("storing the partition count", e))?;
+        inner.partitions =
+            read_partitions(&mut con).await.map_err(|e| inner.failed("reading", e))?;
+        let applied = inner.applied_offset().await?;
+        let next: Option<u64> =
+            con.get(NEXT).await.map_err(|e| inner.failed("reading the next offset", e))?;
+        let next = next.unwrap_or(0).max(applied.map_or(0, |a| a + 1));
+        *inner.tail.get_mut().unwrap_or_else(PoisonError::into_inner) = Tail::new(next, applied);
+        inner.appended.send_replace(next.checked_sub(1));
+        tracing::debug!(redis = %inner.shown, next_offset = next, "connected to Redis as the writer");
+
+        let inner = Arc::new(inner);
+        let (queue, requests) = mpsc::unbounded_channel();
+        let log = LogWriter { inner: Arc::clone(&inner), next: Some(next), trimmed: applied };
+        let tasks =
+            [tokio::spawn(log.run(requests)), tokio::spawn(renew_lease(Arc::clone(&inner)))];
+        Ok(RedisStore { inner, writer: Some(Writer { queue, tasks }) })
+    }
+
+    /// The Redis URL without its password.
+    pub fn shown_url(&self) -> &str {
+        &self.inner.shown
+    }
+}
+
+async fn read_partitions(con: &mut ConnectionManager) -> redis::RedisResult<u32> {
+    let stored: Option<u32> = con.get(PARTITIONS).await?;
+    Ok(stored.unwrap_or(DEFAULT_PARTITIONS).max(1))
+}
+
+/// `redis://user:secret@host:port/db` → `redis://host:port/db`.
+fn without_password(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+            format!("{scheme}://{host}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+impl Inner {
+    async fn connect(url: &str) -> Result<Inner> {
+        let shown = without_password(url);
+        let client = redis::Client::open(url).map_err(|e| {
+            StoreError::Unavailable(format!(
+                "`{shown}` is not a Redis URL ({e}); write it as redis://HOST:PORT/DB, or \
+                 redis://:PASSWORD@HOST:PORT/DB"
+            ))
+        })?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(3)))
+            .set_response_timeout(Some(Duration::from_secs(30)))
+            .set_number_of_retries(2);
+        let mut con = ConnectionManager::new_with_config(client, config)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("cannot reach Redis at {shown}: {e}")))?;
+        let partitions = read_partitions(&mut con)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("Redis at {shown}: {e}")))?;
+        let token = format!("{:016x}{:016x}", rand::random::<u64>(), rand::random::<u64>());
+        Ok(Inner {
+            con,
+            shown,
+            partitions,
+            token,
+            appended: watch::Sender::new(None),
+            tail: Mutex::new(Tail::new(0, None)),
+            applying: tokio::sync::Mutex::new(Applying::default()),
+            expiring: Mutex::new(FxHashMap::default()),
+        })
+    }
+
+    /// A failed Redis call as a [`StoreError`]: the connection's trouble is `Unavailable`, a
+    /// refused command (wrong type, out of memory) is `Io`.
+    fn failed(&self, what: &str, e: RedisError) -> StoreError {
+        if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() {
+            StoreError::Unavailable(format!("{what} in Redis at {} failed: {e}", self.shown))
+        } else {
+            StoreError::Io(format!("{what} in Redis at {} failed: {e}", self.shown))
+        }
+    }
+
+    async fn take_lease(&self, wait: Duration) -> Result<()> {
+        let mut con = self.con.clone();
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let taken: Option<String> = redis::cmd("SET")
+                .arg(LOCK)
+                .arg(&self.token)
+                .arg("NX")
+                .arg("PX")
+                .arg(LEASE.as_millis() as u64)
+                .query_async(&mut con)
+                .await
+                .map_err(|e| self.failed("taking the writer lease", e))?;
+            if taken.is_some() {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(StoreError::Leased(format!(
+                    "another footfall server is serving from Redis at {} (it holds {LOCK}); stop \
+                     it first. Commands such as `site add` work beside it",
+                    self.shown
+                )));
+            }
+            tracing::info!(redis = %self.shown, "waiting for the lease of a footfall server that may have died");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    async fn applied_offset(&self) -> Result<Option<u64>> {
+        let mut con = self.con.clone();
+        con.get(keys::APPLIED).await.map_err(|e| self.failed("reading the applied offset", e))
+    }
+
+    /// The unapplied events from offset `from`, at most `limit`, read back from the streams:
+    /// up to [`READ_ENTRIES`] runs of each partition, cut where the first partition that may
+    /// hold more stops, so that no offset is skipped.
+    async fn read_unapplied(&self, from: u64, limit: usize) -> Result<Vec<(u64, Event)>> {
+        let mut pipe = redis::pipe();
+        for p in 0..self.partitions {
+            pipe.cmd("XRANGE")
+                .arg(partition_key(p))
+                .arg(format!("{}-0", from + 1))
+                .arg("+")
+                .arg("COUNT")
+                .arg(READ_ENTRIES);
+        }
+        let mut con = self.con.clone();
+        let partitions: Vec<Vec<StreamEntry>> =
+            pipe.query_async(&mut con).await.map_err(|e| self.failed("reading the log", e))?;
+        let mut events = Vec::new();
+        let mut cut = u64::MAX;
+        for entries in partitions {
+            if entries.len() == READ_ENTRIES {
+                let last = entries.last().map_or(0, |(id, _)| parse_run_end(id));
+                cut = cut.min(last.saturating_sub(1));
+            }
+            for (id, fields) in entries {
+                let run = fields.get("e").ok_or_else(|| {
+                    StoreError::Corrupt(format!("log entry {id} has no field `e`"))
+                })?;
+                for (offset, record) in run_records(run)? {
+                    if offset >= from {
+                        events.push((offset, decode_event(record, offset)?));
+                    }
+                }
+            }
+        }
+        events.retain(|(offset, _)| *offset <= cut);
+        events.sort_unstable_by_key(|(offset, _)| *offset);
+        events.truncate(limit);
+        Ok(events)
+    }
+
+    /// Queues `EXPIRE`s for the minute buckets of `keys_of_minutes` not yet given one, and
+    /// forgets minutes long gone.
+    fn expire_minutes(&self, pipe: &mut Pipeline, minute_keys: Vec<(String, i64)>) {
+        let mut expiring = self.expiring.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut newest = i64::MIN;
+        for (key, minute) in minute_keys {
+            newest = newest.max(minute);
+            if let std::collections::hash_map::Entry::Vacant(entry) = expiring.entry(key) {
+                pipe.cmd("EXPIRE").arg(entry.key()).arg(MINUTE_TTL_SECONDS).ignore();
+                entry.insert(minute);
+            }
+        }
+        if expiring.len() > 100_000 {
+            expiring.retain(|_, minute| *minute >= newest - 2);
+        }
+    }
+}
+
+/// An `XRANGE` entry: its ID and fields.
+type StreamEntry = (String, FxHashMap<String, Vec<u8>>);
+
+fn parse_run_end(id: &str) -> u64 {
+    id.split_once('-').and_then(|(ms, _)| ms.parse().ok()).unwrap_or(0)
+}
+
+/// The (offset, record) pairs of a stream entry's run.
+fn run_records(run: &[u8]) -> Result<Vec<(u64, &[u8])>> {
+    let corrupt = || StoreError::Corrupt("a log run is truncated".into());
+    let mut out = Vec::new();
+    let mut rest = run;
+    while !rest.is_empty() {
+        let (offset, after) = rest.split_first_chunk::<8>().ok_or_else(corrupt)?;
+        let (len, after) = after.split_first_chunk::<4>().ok_or_else(corrupt)?;
+        let len = u32::from_le_bytes(*len) as usize;
+        if after.len() < len {
+            return Err(corrupt());
+        }
+        out.push((u64::from_be_bytes(*offset), &after[..len]));
+        rest = &after[len..];
+    }
+    Ok(out)
+}
+
+fn decode_event(record: &[u8], offset: u64) -> Result<Event> {
+    decode_record(record)
+        .map_err(|e| StoreError::Corrupt(format!("log record at offset {offset}: {e}")))
+}
+
+/// A score for `ZRANGEBYSCORE`: exact for every millisecond timestamp, infinite beyond.
+fn score(ts: i64, exclusive: bool) -> String {
+    const EXACT: i64 = 1 << 53;
+    let open = if exclusive { "(" } else { "" };
+    if ts <= -EXACT {
+        "-inf".into()
+    } else if ts >= EXACT {
+        "+inf".into()
+    } else {
+        format!("{open}{ts}")
+    }
+}
+
+/// The log writer task: group commit. It takes every request queued while the previous group
+/// was being written and writes them as one transaction.
+struct LogWriter {
+    inner: Arc<Inner>,
+    /// The next offset; `None` after a failure, when a transaction may have landed unseen.
+    next: Option<u64>,
+    /// The applied offset up to which the streams have been trimmed.
+    trimmed: Option<u64>,
+}
+
+impl LogWriter {
+    async fn run(mut self, mut requests: mpsc::UnboundedReceiver<AppendRequest>) {
+        let mut logged_sites: FxHashSet<Arc<str>> = FxHashSet::default();
+        let mut con = self.inner.con.clone();
+        while let Some(first) = requests.recv().await {
+            let mut group = vec![first];
+            while let Ok(more) = requests.try_recv() {
+                group.push(more);
+            }
+            let result = self.write(&mut con, &group, &mut logged_sites).await;
+            match result {
+                Ok(ranges) => {
+                    let mut evicted = Vec::new();
+                    {
+                        let mut tail =
+                            self.inner.tail.lock().unwrap_or_else(PoisonError::into_inner);
+                        for (request, range) in group.iter_mut().zip(&ranges) {
+                            tail.push(
+                                range.start,
+                                std::mem::take(&mut request.events),
+                                &mut evicted,
+                            );
+                        }
+                    }
+                    if let Some(last) = ranges.last().filter(|r| r.end > 0) {
+                        self.inner.appended.send_modify(|a| *a = (*a).max(Some(last.end - 1)));
+                    }
+                    for (request, range) in group.into_iter().zip(ranges) {
+                        // A caller that went away gets no answer.
+                        let _ = request.reply.send(Ok(range));
+                    }
+                }
+                Err(e) => {
+                    self.next = None;
+                    tracing::error!(error = %e, "appending to the event log in Redis failed");
+                    for request in group {
+                        let _ = request.reply.send(Err(e.clone()));
+                    }
+                }
+            }
+        }
+    }
+
+    async fn write(
+        &mut self,
+        con: &mut ConnectionManager,
+        group: &[AppendRequest],
+        logged_sites: &mut FxHashSet<Arc<str>>,
+    ) -> Result<Vec<Range<u64>>> {
+        let inner = &self.inner;
+        let start = match self.next {
+            Some(next) => next,
+            None => {
+                let stored: Option<u64> =
+                    con.get(NEXT).await.map_err(|e| inner.failed("reading the next offset", e))?;
+                let applied = inner.applied_offset().await?;
+                stored.unwrap_or(0).max(applied.map_or(0, |a| a + 1))
+            }
+        };
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        let mut runs: Vec<Run> = (0..inner.partitions).map(|_| Run::default()).collect();
+        let mut members: FxHashMap<&str, Vec<(i64, Vec<u8>)>> = FxHashMap::default();
+        let mut new_sites = Vec::new();
+        let mut ranges = Vec::with_capacity(group.len());
+        let mut next = start;
+        for request in group {
+            let from = next;
+            for event in &request.events {
+                let record = encode_record(event);
+                let p = (event.visitor % u64::from(inner.partitions)) as u32;
+                let run = &mut runs[p as usize];
+                run.push(next, &record);
+                if run.len == RUN_EVENTS {
+                    run.write(&mut pipe, p, next + 1);
+                }
+                let mut member = Vec::with_capacity(8 + record.len());
+                member.extend_from_slice(&next.to_be_bytes());
+                member.extend_from_slice(&record);
+                members.entry(&event.site).or_default().push((event.ts, member));
+                if !logged_sites.contains(&event.site) {
+                    new_sites.push(Arc::clone(&event.site));
+                }
+                next += 1;
+            }
+            ranges.push(from..next);
+        }
+        if next == start {
+            return Ok(ranges);
+        }
+        for (p, run) in runs.iter_mut().enumerate() {
+            if run.len > 0 {
+                let end = run.last + 1;
+                run.write(&mut pipe, p as u32, end);
+            }
+        }
+        for (site, members) in members {
+            let mut zadd = redis::cmd("ZADD");
+            zadd.arg(site_log_key(site));
+            for (ts, member) in members {
+                zadd.arg(ts).arg(member);
+            }
+            pipe.add_command(zadd).ignore();
+        }
+        new_sites.sort_unstable();
+        new_sites.dedup();
+        if !new_sites.is_empty() {
+            pipe.cmd("SADD")
+                .arg(LOGGED_SITES)
+                .arg(new_sites.iter().map(|s| &**s).collect::<Vec<_>>())
+                .ignore();
+        }
+        pipe.cmd("SET").arg(NEXT).arg(next).ignore();
+        // Runs every apply since the last group has covered are dead: entries whose end is at
+        // most APPLIED+1.
+        let applied = inner.tail.lock().unwrap_or_else(PoisonError::into_inner).applied;
+        if let Some(a) = applied.filter(|_| applied > self.trimmed) {
+            for p in 0..inner.partitions {
+                pipe.cmd("XTRIM")
+                    .arg(partition_key(p))
+                    .arg("MINID")
+                    .arg(format!("{}-0", a + 2))
+                    .ignore();
+            }
+        }
+        pipe.query_async::<()>(con).await.map_err(|e| inner.failed("appending to the log", e))?;
+        self.next = Some(next);
+        self.trimmed = self.trimmed.max(applied);
+        logged_sites.extend(new_sites);
+        Ok(ranges)
+    }
+}
+
+/// One stream entry being built: a partition's events of a group.
+#[derive(Default)]
+struct Run {
+    len: usize,
+    last: u64,
+    bytes: Vec<u8>,
+}
+
+impl Run {
+    fn push(&mut self, offset: u64, record: &[u8]) {
+        self.bytes.extend_from_slice(&offset.to_be_bytes());
+        self.bytes.extend_from_slice(&(record.len() as u32).to_le_bytes());
+        self.bytes.extend_from_slice(record);
+        self.len += 1;
+        self.last = offset;
+    }
+
+    fn write(&mut self, pipe: &mut Pipeline, partition: u32, end: u64) {
+        pipe.cmd("XADD")
+            .arg(partition_key(partition))
+            .arg(format!("{end}-0"))
+            .arg("e")
+            .arg(std::mem::take(&mut self.bytes))
+            .ignore();
+        self.len = 0;
+    }
+}
+
+/// Renews the lease while the store lives; says so loudly if another process took it.
+async fn renew_lease(inner: Arc<Inner>) {
+    const RENEW: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
+                         return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return -1 end";
+    let script = redis::Script::new(RENEW);
+    let mut con = inner.con.clone();
+    loop {
+        tokio::time::sleep(LEASE_RENEW).await;
+        let renewed: redis::RedisResult<i64> = script
+            .key(LOCK)
+            .arg(&inner.token)
+            .arg(LEASE.as_millis() as u64)
+            .invoke_async(&mut con)
+            .await;
+        match renewed {
+            Ok(-1) => tracing::error!(
+                redis = %inner.shown,
+                "another footfall server has taken the lease on this Redis ({LOCK}); two \
+                 servers writing one log would corrupt it: stop one"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "renewing the lease on Redis failed"),
+        }
+    }
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    async fn append(&self, events: Vec<Event>) -> Result<Range<u64>> {
+        let Some(writer) = &self.writer else {
+            return Err(StoreError::Io(
+                "this connection to Redis is for commands; only `footfall serve` appends events"
+                    .into(),
+            ));
+        };
+        let gone = || StoreError::Unavailable("the event log writer has stopped".into());
+        let (reply, answer) = oneshot::channel();
+        writer.queue.send(AppendRequest { events, reply }).map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
+    }
+
+    async fn wait_for_append(&self, after: Option<u64>, timeout: Duration) {
+        let mut appended = self.inner.appended.subscribe();
+        let _ = tokio::time::timeout(timeout, appended.wait_for(|last| *last > after)).await;
+    }
+
+    async fn unapplied(&self, after: Option<u64>, limit: usize) -> Result<Vec<(u64, Event)>> {
+        let applied = if self.writer.is_some() {
+            None
+        } else {
+            // Without a writer, the tail knows nothing; Redis knows what is applied.
+            self.inner.applied_offset().await?
+        };
+        let (from, held) = {
+            let mut tail = self.inner.tail.lock().unwrap_or_else(PoisonError::into_inner);
+            if applied.is_some() {
+                tail.applied(applied.unwrap_or(0));
+            }
+            tail.read(after, limit)
+        };
+        match held {
+            Some(events) if self.writer.is_some() => Ok(events),
+            _ if limit == 0 => Ok(Vec::new()),
+            _ => self.inner.read_unapplied(from, limit).await,
+        }
+    }
+
+    async fn scan_log(&self, site: &str, from_ms: i64, to_ms: i64) -> Result<Vec<Event>> {
+        if from_ms >= to_ms {
+            return Ok(Vec::new());
+        }
+        let mut con = self.inner.con.clone();
+        let members: Vec<Vec<u8>> = redis::cmd("ZRANGEBYSCORE")
+            .arg(site_log_key(site))
+            .arg(score(from_ms, false))
+            .arg(score(to_ms, true))
+            .query_async(&mut con)
+            .await
+            .map_err(|e| self.inner.failed("scanning the log", e))?;
+        members
+            .iter()
+            .map(|m| {
+                let (offset, record) = m.split_first_chunk::<8>().ok_or_else(|| {
+                    StoreError::Corrupt(format!("a member of {} is truncated", site_log_key(site)))
+                })?;
+                decode_event(record, u64::from_be_bytes(*offset))
+            })
+            .collect()
+    }
+
+    async fn trim_log(&self, before_ms: i64) -> Result<u64> {
+        let mut con = self.inner.con.clone();
+        let sites: Vec<String> = con
+            .smembers(LOGGED_SITES)
+            .await
+            .map_err(|e| self.inner.failed("listing the logged sites", e))?;
+        if sites.is_empty() {
+            return Ok(0);
+        }
+        let mut pipe = redis::pipe();
+        for site in &sites {
+            pipe.cmd("ZREMRANGEBYSCORE")
+                .arg(site_log_key(site))
+                .arg("-inf")
+                .arg(score(before_ms, true));
+        }
+        let deleted: Vec<u64> = pipe
+            .query_async(&mut con)
+            .await
+            .map_err(|e| self.inner.failed("trimming the log", e))?;
+        Ok(deleted.iter().sum())
+    }
+
+    async fn apply(&self, batch: &WriteBatch) -> Result<()> {
+        let inner = &self.inner;
+        let mut applying = inner.applying.lock().await;
+        let mut con = inner.con.clone();
+        if let Some(unsure) = applying.unsure.take() {
+            let last: Option<String> = match con.get(BATCH).await {
+                Ok(last) => last,
+                Err(e) => {
+                    applying.unsure = Some(unsure);
+                    return Err(inner.failed("checking the last batch", e));
+                }
+            };
+            if last.as_deref() == Some(unsure.as_str()) {
+                tracing::info!("the write batch whose answer was lost had been applied");
+                self.applied(batch.offset);
+                return Ok(());
+            }
+        }
+        applying.batches += 1;
+        let id = format!("{}:{}", inner.token, applying.batches);
+
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        let mut minutes = Vec::new();
+        for (row, delta) in batch.rows() {
+            for (counter, d) in delta.counters() {
+                let (hash, field) = keys::counter(row, counter);
+                if row.bucket.grain == Grain::Minute {
+                    minutes.push((hash.clone(), row.bucket.index));
+                }
+                pipe.cmd("HINCRBY").arg(hash).arg(field).arg(d).ignore();
+            }
+            if !delta.visitors.is_empty() {
+                let key = keys::unique_of(row);
+                let mut pfadd = redis::cmd("PFADD");
+                pfadd.arg(&key);
+                for &v in &delta.visitors {
+                    pfadd.arg(&unique_element(v)[..]);
+                }
+                pipe.add_command(pfadd).ignore();
+                if row.bucket.grain == Grain::Minute {
+                    minutes.push((key, row.bucket.index));
+                }
+            }
+        }
+        inner.expire_minutes(&mut pipe, minutes);
+        for (key, session) in &batch.sessions {
+            match session {
+                // A struct of integers and strings always serialises.
+                Some(record) => {
+                    let bytes = postcard::to_stdvec(record).expect("session");
+                    pipe.cmd("SET").arg(keys::session(key)).arg(bytes).ignore()
+                }
+                None => pipe.cmd("DEL").arg(keys::session(key)).ignore(),
+            };
+        }
+        if let Some(offset) = batch.offset {
+            pipe.cmd("SET").arg(keys::APPLIED).arg(offset).ignore();
+        }
+        pipe.cmd("SET").arg(BATCH).arg(&id).ignore();
+        match pipe.query_async::<()>(&mut con).await {
+            Ok(()) => {
+                self.applied(batch.offset);
+                Ok(())
+            }
+            Err(e) => {
+                // The transaction may have run with its answer lost: check before redoing it.
+                applying.unsure = Some(id);
+                Err(inner.failed("applying a write batch", e))
+            }
+        }
+    }
+
+    async fn applied_offset(&self) -> Result<Option<u64>> {
+        self.inner.applied_offset().await
+    }
+
+    async fn sessions(&self) -> Result<Vec<(SessionKey, SessionRecord)>> {
+        let mut con = self.inner.con.clone();
+        let mut names = Vec::new();
+        for pattern in ["ff:{*}:s:*", "ff:{*}:sb:*"] {
+            let mut cursor = 0u64;
+            loop {
+                let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                    .cursor_arg(cursor)
+                    .arg("MATCH")
+                    .arg(pattern)
+                    .arg("COUNT")
+                    .arg(1000)
+                    .query_async(&mut con)
+                    .await
+                    .map_err(|e| self.inner.failed("listing sessions", e))?;
+                names.extend(batch.into_iter().filter_map(|k| Some((keys::parse_session(&k)?, k))));
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
+            }
+        }
+        names.sort_unstable_by(|a, b| a.1.cmp(&b.1));
+        names.dedup_by(|a, b| a.1 == b.1);
+        let mut sessions = Vec::with_capacity(names.len());
+        for chunk in names.chunks(1000) {
+            let values: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
+                .arg(chunk.iter().map(|(_, k)| k.as_str()).collect::<Vec<_>>())
+                .query_async(&mut con)
+                .await
+                .map_err(|e| self.inner.failed("reading sessions", e))?;
+            for ((key, name), value) in chunk.iter().zip(values) {
+                // Deleted since the scan: the session ended.
+                let Some(value) = value else { continue };
+                let record = postcard::from_bytes(&value)
+                    .map_err(|e| StoreError::Corrupt(format!("session {name}: {e}")))?;
+                sessions.push((key.clone(), record));
+            }
+        }
+        Ok(sessions)
+    }
+
+    async fn totals(&self, site: &str, buckets: &[Bucket]) -> Result<Vec<Counts>> {
+        if buckets.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for &bucket in buckets {
+            pipe.cmd("HGETALL").arg(keys::totals(site, bucket));
+        }
+        let hashes: Vec<Vec<(String, String)>> = self.query(&pipe, "reading totals").await?;
+        hashes
+            .into_iter()
+            .zip(buckets)
+            .map(|(fields, &bucket)| {
+                let mut counts = Counts::default();
+                for (field, value) in fields {
+                    // A field this version does not know belongs to a newer one; skip it.
+                    if let Some(counter) = Counter::from_name(&field) {
+                        counts.add(counter, parse_counter(&keys::totals(site, bucket), &value)?);
+                    }
+                }
+                Ok(counts)
+            })
+            .collect()
+    }
+
+    async fn breakdown(
+        &self,
+        site: &str,
+        buckets: &[Bucket],
+        dim: &Dim,
+    ) -> Result<Vec<(String, Counts)>> {
+        if buckets.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        let mut asked = Vec::new();
+        for &bucket in buckets {
+            for counter in Counter::ALL {
+                let hash = keys::breakdown(site, bucket, dim, counter);
+                pipe.cmd("HGETALL").arg(&hash);
+                asked.push((hash, counter));
+            }
+        }
+        let hashes: Vec<Vec<(String, String)>> = self.query(&pipe, "reading a breakdown").await?;
+        let mut rows: FxHashMap<String, Counts> = FxHashMap::default();
+        for ((hash, counter), fields) in asked.iter().zip(hashes) {
+            for (value, count) in fields {
+                let count = parse_counter(hash, &count)?;
+                rows.entry(value).or_default().add(*counter, count);
+            }
+        }
+        Ok(rows.into_iter().filter(|(_, counts)| !counts.is_zero()).collect())
+    }
+
+    async fn unique_count(&self, site: &str, buckets: &[Bucket], slice: &Slice) -> Result<u64> {
+        let values = match slice {
+            Slice::Total => None,
+            Slice::By(dim, value) => Some((dim, value.to_string())),
+        };
+        match values {
+            None => Ok(self.pfcounts(site, buckets, [Slice::Total]).await?[0]),
+            Some((dim, value)) => Ok(self.unique_counts(site, buckets, dim, &[value]).await?[0]),
+        }
+    }
+
+    async fn unique_counts(
+        &self,
+        site: &str,
+        buckets: &[Bucket],
+        dim: &Dim,
+        values: &[String],
+    ) -> Result<Vec<u64>> {
+        let slices = values.iter().map(|v| Slice::By(dim.clone(), v.as_str().into()));
+        self.pfcounts(site, buckets, slices).await
+    }
+
+    async fn sites(&self) -> Result<Vec<Site>> {
+        let mut con = self.inner.con.clone();
+        let sites: Vec<(String, Vec<u8>)> =
+            con.hgetall(keys::SITES).await.map_err(|e| self.inner.failed("reading sites", e))?;
+        sites
+            .into_iter()
+            .map(|(domain, json)| {
+                serde_json::from_slice(&json).map_err(|e| {
+                    StoreError::Corrupt(format!("site `{domain}` in {}: {e}", keys::SITES))
+                })
+            })
+            .collect()
+    }
+
+    async fn put_site(&self, site: &Site) -> Result<()> {
+        // A struct of strings and a bool always serialises.
+        let json = serde_json::to_vec(site).expect("site serialises");
+        let mut con = self.inner.con.clone();
+        con.hset(keys::SITES, &site.domain, json)
+            .await
+            .map_err(|e| self.inner.failed("saving a site", e))
+    }
+
+    async fn put_api_key(&self, hash: [u8; 32], key: &ApiKey) -> Result<()> {
+        let json = serde_json::to_vec(key).expect("API key serialises");
+        let mut con = self.inner.con.clone();
+        con.hset(keys::API_KEYS, keys::api_key_field(&hash), json)
+            .await
+            .map_err(|e| self.inner.failed("saving an API key", e))
+    }
+
+    async fn api_key(&self, hash: [u8; 32]) -> Result<Option<ApiKey>> {
+        let field = keys::api_key_field(&hash);
+        let mut con = self.inner.con.clone();
+        let json: Option<Vec<u8>> = con
+            .hget(keys::API_KEYS, &field)
+            .await
+            .map_err(|e| self.inner.failed("reading an API key", e))?;
+        json.map(|json| {
+            serde_json::from_slice(&json).map_err(|e| {
+                StoreError::Corrupt(format!("API key {field} in {}: {e}", keys::API_KEYS))
+            })
+        })
+        .transpose()
+    }
+
+    async fn salts(&self) -> Result<Option<Salts>> {
+        let mut con = self.inner.con.clone();
+        let json: Option<Vec<u8>> =
+            con.get(keys::SALTS).await.map_err(|e| self.inner.failed("reading the salts", e))?;
+        json.map(|json| {
+            serde_json::from_slice(&json)
+                .map_err(|e| StoreError::Corrupt(format!("{}: {e}", keys::SALTS)))
+        })
+        .transpose()
+    }
+
+    async fn put_salts(&self, salts: &Salts) -> Result<()> {
+        let json = serde_json::to_vec(salts).expect("salts serialise");
+        let mut con = self.inner.con.clone();
+        con.set(keys::SALTS, json).await.map_err(|e| self.inner.failed("saving the salts", e))
+    }
+
+    async fn close(&self) -> Result<()> {
+        if let Some(writer) = &self.writer {
+            for task in &writer.tasks {
+                task.abort();
+            }
+            let mut con = self.inner.con.clone();
+            redis::Script::new(
+                "if redis.call('GET', KEYS[1]) == ARGV[1] then \
+                 return redis.call('DEL', KEYS[1]) else return 0 end",
+            )
+            .key(LOCK)
+            .arg(&self.inner.token)
+            .invoke_async::<i64>(&mut con)
+            .await
+            .map_err(|e| self.inner.failed("giving back the writer lease", e))?;
+        }
+        Ok(())
+    }
+}
+
+impl RedisStore {
+    async fn query<T: redis::FromRedisValue>(&self, pipe: &Pipeline, what: &str) -> Result<T> {
+        let mut con = self.inner.con.clone();
+        pipe.query_async(&mut con).await.map_err(|e| self.inner.failed(what, e))
+    }
+
+    /// One `PFCOUNT` per slice over the buckets' HyperLogLogs (missing ones count as empty).
+    async fn pfcounts(
+        &self,
+        site: &str,
+        buckets: &[Bucket],
+        slices: impl IntoIterator<Item = Slice>,
+    ) -> Result<Vec<u64>> {
+        let slices: Vec<Slice> = slices.into_iter().collect();
+        if buckets.is_empty() || slices.is_empty() {
+            return Ok(vec![0; slices.len()]);
+        }
+        let mut pipe = redis::pipe();
+        for slice in &slices {
+            pipe.cmd("PFCOUNT")
+                .arg(buckets.iter().map(|&b| keys::unique(site, b, slice)).collect::<Vec<_>>());
+        }
+        self.query(&pipe, "counting unique visitors").await
+    }
+
+    /// Tells the tail what an apply covered, so the writer trims the runs.
+    fn applied(&self, offset: Option<u64>) {
+        if let Some(offset) = offset {
+            self.inner.tail.lock().unwrap_or_else(PoisonError::into_inner).applied(offset);
+        }
+    }
+}
+
+fn parse_counter(key: &str, value: &str) -> Result<i64> {
+    value
+        .parse()
+        .map_err(|_| StoreError::Corrupt(format!("counter {key} holds `{value}`, not an integer")))
+}

@@ -1,0 +1,115 @@
+//! The Redis backend, against a redis-server of each test's own: the shared conformance suite,
+//! plus what only it has (the writer's lease, reconnecting as a restart does, command
+//! connections beside the writer, a batch whose answer was lost).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use footfall_core::batch::{Counter, CounterId, Slice, WriteBatch};
+use footfall_core::event::Event;
+use footfall_core::time::{Bucket, Grain};
+use footfall_store::{Counts, RedisStore, Store, StoreError};
+use footfall_testkit::RedisServer;
+
+async fn fresh() -> (Arc<dyn Store>, RedisServer) {
+    let redis = RedisServer::start();
+    let store = RedisStore::connect_writer(&redis.url(), Duration::ZERO).await.unwrap();
+    (Arc::new(store), redis)
+}
+
+footfall_store::conformance_tests!(fresh);
+
+fn event(ts: i64, page: &str, visitor: u64) -> Event {
+    Event {
+        site: "a.com".into(),
+        ts,
+        name: "pageview".into(),
+        visitor,
+        page: page.into(),
+        ..Event::default()
+    }
+}
+
+fn day() -> Bucket {
+    Bucket { grain: Grain::Day, index: 20_779 }
+}
+
+fn pageviews(n: i64) -> Counts {
+    Counts { pageviews: n, ..Counts::default() }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_writer_is_refused_while_the_first_holds_the_lease() {
+    let redis = RedisServer::start();
+    let first = RedisStore::connect_writer(&redis.url(), Duration::ZERO).await.unwrap();
+    let second = RedisStore::connect_writer(&redis.url(), Duration::ZERO).await;
+    let Err(err @ StoreError::Leased(_)) = second else {
+        panic!("a second writer was let in");
+    };
+    assert!(err.to_string().contains("another footfall server"), "{err}");
+    assert!(err.to_string().contains(&format!("127.0.0.1:{}", redis.port())), "{err}");
+
+    // Commands connect beside the writer, and see what it wrote.
+    first.append(vec![event(1, "/", 1)]).await.unwrap();
+    let command = RedisStore::connect(&redis.url()).await.unwrap();
+    let err = command.append(vec![event(2, "/", 1)]).await.unwrap_err();
+    assert!(err.to_string().contains("only `footfall serve` appends"), "{err}");
+    assert_eq!(command.scan_log("a.com", 0, 10).await.unwrap(), [event(1, "/", 1)]);
+    assert_eq!(command.unapplied(None, 10).await.unwrap(), [(0, event(1, "/", 1))]);
+
+    // Closed, the writer gives the lease back at once.
+    first.close().await.unwrap();
+    let again = RedisStore::connect_writer(&redis.url(), Duration::ZERO).await.unwrap();
+    assert_eq!(again.append(vec![event(3, "/", 2)]).await.unwrap(), 1..2);
+}
+
+/// A new writer, as after a restart, continues the offsets and finds the unapplied events in
+/// the streams, whichever partition they went to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_writer_continues_the_log_where_the_last_left_it() {
+    let redis = RedisServer::start();
+    let store = RedisStore::connect_writer(&redis.url(), Duration::ZERO).await.unwrap();
+    let events: Vec<Event> = (0..40).map(|i| event(i, &format!("/{i}"), i as u64 * 7)).collect();
+    assert_eq!(store.append(events[..25].to_vec()).await.unwrap(), 0..25);
+    assert_eq!(store.append(events[25..].to_vec()).await.unwrap(), 25..40);
+    let mut batch = WriteBatch::at(Some(24), 25);
+    batch.incr(
+        CounterId {
+            site: "a.com".into(),
+            bucket: day(),
+            slice: Slice::Total,
+            counter: Counter::Pageviews,
+        },
+        25,
+    );
+    store.apply(&batch).await.unwrap();
+    // One more group, so the writer trims the runs the apply covered.
+    assert_eq!(store.append(vec![event(40, "/40", 3)]).await.unwrap(), 40..41);
+    store.close().await.unwrap();
+
+    let store = RedisStore::connect_writer(&redis.url(), Duration::ZERO).await.unwrap();
+    assert_eq!(store.applied_offset().await.unwrap(), Some(24));
+    let unapplied = store.unapplied(Some(24), 1000).await.unwrap();
+    let expected: Vec<(u64, Event)> = (25..41)
+        .map(|i| (i, event(i as i64, &format!("/{i}"), if i == 40 { 3 } else { i * 7 })))
+        .collect();
+    assert_eq!(unapplied, expected);
+    // Paged reads skip nothing.
+    let mut read = Vec::new();
+    let mut after = Some(24);
+    loop {
+        let page = store.unapplied(after, 7).await.unwrap();
+        let Some(&(last, _)) = page.last() else { break };
+        read.extend(page);
+        after = Some(last);
+    }
+    assert_eq!(read, expected);
+    assert_eq!(store.append(vec![event(41, "/41", 1)]).await.unwrap(), 41..42);
+    assert_eq!(store.totals("a.com", &[day()]).await.unwrap(), [pageviews(25)]);
+    // The first group's runs (one per partition) were trimmed once applied; the second
+    // group's four, the third's and the last one's remain.
+    let entries: usize = (0..4)
+        .map(|p| redis.command(&["XLEN", &format!("ff:log:{{{p}}}")]).parse::<usize>().unwrap())
+        .sum();
+    assert_eq!(entries, 6);
+}
