@@ -34,6 +34,10 @@ pub struct GlobalArgs {
     /// Data directory of the embedded store [default: footfall-data]
     #[arg(long, global = true, env = "FOOTFALL_DATA_DIR", value_name = "PATH")]
     pub data_dir: Option<String>,
+    /// Keep footfall's state in Redis at this URL (redis://HOST:PORT/DB) instead of the
+    /// embedded store in --data-dir
+    #[arg(long, global = true, env = "FOOTFALL_REDIS_URL", value_name = "URL")]
+    pub redis: Option<String>,
     /// Log filter such as `debug` or `footfall_server=debug`; RUST_LOG is read too
     /// [default: info,fjall=warn,lsm_tree=warn]
     #[arg(long, global = true, env = "FOOTFALL_LOG", value_name = "FILTER")]
@@ -224,6 +228,7 @@ impl Cli {
         };
         let mut flags = Flags {
             data_dir: typed(matches, "data_dir", &self.global.data_dir),
+            redis: typed(matches, "redis", &self.global.redis),
             log: typed(matches, "log", &self.global.log),
             ..Flags::default()
         };

@@ -32,6 +32,8 @@ pub struct FileConfig {
     listen: Option<String>,
     /// Relative to the configuration file's directory.
     data_dir: Option<PathBuf>,
+    /// A Redis URL: state lives there instead of in `data_dir`.
+    redis: Option<String>,
     trust_proxy: Option<bool>,
     session_timeout_minutes: Option<u64>,
     max_clock_skew_seconds: Option<u64>,
@@ -91,6 +93,7 @@ impl ConfigFile {
 #[derive(Debug, Default)]
 pub struct Flags {
     pub data_dir: Option<String>,
+    pub redis: Option<String>,
     pub log: Option<String>,
     pub listen: Option<String>,
     pub trust_proxy: Option<String>,
@@ -104,6 +107,8 @@ pub struct Flags {
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub data_dir: PathBuf,
+    /// Redis URL; when set, state lives in Redis rather than in `data_dir`.
+    pub redis: Option<String>,
     pub listen: SocketAddr,
     pub server: ServerConfig,
     pub pipeline: PipelineOptions,
@@ -124,6 +129,7 @@ struct Names {
 }
 
 const DATA_DIR: Names = Names { key: "data_dir", env: &["FOOTFALL_DATA_DIR"], flag: "data-dir" };
+const REDIS: Names = Names { key: "redis", env: &["FOOTFALL_REDIS_URL"], flag: "redis" };
 const LOG: Names = Names { key: "log", env: &["FOOTFALL_LOG", "RUST_LOG"], flag: "log" };
 const LISTEN: Names = Names { key: "listen", env: &["FOOTFALL_LISTEN"], flag: "listen" };
 const TRUST_PROXY: Names =
@@ -202,6 +208,13 @@ impl Settings {
                 },
             )?
             .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let redis = layers.pick(
+            &REDIS,
+            flags.redis.as_deref(),
+            values.and_then(|v| v.redis.clone()).map(Ok),
+            |s| Ok(s.to_owned()),
+            |url: &String| check_redis_url(url),
+        )?;
         let log = layers
             .pick(
                 &LOG,
@@ -269,6 +282,7 @@ impl Settings {
 
         Ok(Settings {
             data_dir,
+            redis,
             listen,
             server: ServerConfig {
                 trust_proxy,
@@ -283,6 +297,17 @@ impl Settings {
             log,
             sites: file.map(declared_sites).transpose()?.unwrap_or_default(),
         })
+    }
+}
+
+/// A URL redis-rs takes; the rest (host, password) is checked by connecting.
+fn check_redis_url(url: &str) -> Result<(), String> {
+    const SCHEMES: [&str; 4] = ["redis://", "rediss://", "unix://", "redis+unix://"];
+    if SCHEMES.iter().any(|scheme| url.starts_with(scheme)) {
+        Ok(())
+    } else {
+        // Not echoed: it may hold a password.
+        Err("not a Redis URL; write it as redis://HOST:PORT/DB (rediss:// for TLS)".into())
     }
 }
 
@@ -365,6 +390,30 @@ mod tests {
         assert_eq!(s.retention_days, None);
         assert_eq!(s.log, DEFAULT_LOG);
         assert!(s.sites.is_empty());
+        assert_eq!(s.redis, None);
+    }
+
+    #[test]
+    fn redis_comes_from_any_layer_and_must_be_a_redis_url() {
+        let f = file(r#"redis = "redis://file:6379/0""#);
+        let s = Settings::resolve(Some(&f), &env(&[]), &Flags::default()).unwrap();
+        assert_eq!(s.redis.as_deref(), Some("redis://file:6379/0"));
+        let e = env(&[("FOOTFALL_REDIS_URL", "rediss://env:6380/2")]);
+        let s = Settings::resolve(Some(&f), &e, &Flags::default()).unwrap();
+        assert_eq!(s.redis.as_deref(), Some("rediss://env:6380/2"));
+        let flags = Flags { redis: Some("redis://flag/1".into()), ..Flags::default() };
+        assert_eq!(
+            Settings::resolve(Some(&f), &e, &flags).unwrap().redis.as_deref(),
+            Some("redis://flag/1")
+        );
+
+        let flags = Flags { redis: Some("http://:secret@host:6379".into()), ..Flags::default() };
+        let msg = error(None, &env(&[]), &flags);
+        assert_eq!(
+            msg,
+            "--redis: not a Redis URL; write it as redis://HOST:PORT/DB (rediss:// for TLS)"
+        );
+        assert!(!msg.contains("secret"));
     }
 
     #[test]

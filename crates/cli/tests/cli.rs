@@ -10,6 +10,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+use footfall_testkit::RedisServer;
+
 const BIN: &str = env!("CARGO_BIN_EXE_footfall");
 const UA: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
 
@@ -43,21 +45,35 @@ fn fails(args: &[&str], out: Output) -> String {
     stderr
 }
 
-/// A temporary directory with a data directory in it.
+/// A temporary directory with a data directory in it, or with a Redis server of its own.
 struct Workspace {
     dir: tempfile::TempDir,
     data: PathBuf,
+    redis: Option<RedisServer>,
 }
 
 impl Workspace {
     fn new() -> Workspace {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
-        Workspace { dir, data }
+        Workspace { dir, data, redis: None }
+    }
+
+    fn on_redis() -> Workspace {
+        Workspace { redis: Some(RedisServer::start()), ..Workspace::new() }
+    }
+
+    /// Where the state is: `--data-dir DIR` or `--redis URL`.
+    fn store_args(&self) -> Vec<String> {
+        match &self.redis {
+            Some(redis) => vec!["--redis".into(), redis.url()],
+            None => vec!["--data-dir".into(), self.data.to_str().unwrap().into()],
+        }
     }
 
     fn output(&self, args: &[&str]) -> Output {
-        let mut all = vec!["--data-dir", self.data.to_str().unwrap()];
+        let store = self.store_args();
+        let mut all: Vec<&str> = store.iter().map(String::as_str).collect();
         all.extend_from_slice(args);
         footfall(self.dir.path(), &all, &[])
     }
@@ -122,7 +138,8 @@ impl Server {
         let log = ws.dir.path().join("server.log");
         let mut cmd = Command::new(BIN);
         cmd.current_dir(ws.dir.path())
-            .args(["serve", "--listen", &addr, "--data-dir", ws.data.to_str().unwrap()])
+            .args(["serve", "--listen", &addr])
+            .args(ws.store_args())
             .env("FOOTFALL_FLUSH_INTERVAL_MS", "50")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -280,6 +297,61 @@ fn commands_work_with_and_without_a_running_server() {
     // Everything added through the server is in the store.
     let list = ws.ok(&["site", "list"]);
     assert!(list.contains("live.example") && list.contains("example.com"), "{list}");
+}
+
+/// On Redis, commands run on Redis itself beside the server, which picks up the sites they add;
+/// a restarted server continues from Redis's state.
+#[test]
+fn commands_work_beside_a_server_on_redis() {
+    let ws = Workspace::on_redis();
+    ws.ok(&["site", "add", "example.com", "--timezone", "Europe/Berlin"]);
+    let key = assert_is_key(&ws.ok(&["key", "create", "--name", "ci"]));
+    ws.check_bad_input();
+    assert!(!ws.data.exists(), "nothing is written to a data directory");
+
+    let mut server = Server::start(&ws);
+    ws.ok(&["site", "add", "live.example", "--public"]);
+    ws.check_bad_input();
+    let aggregate = "/api/v1/stats/aggregate?site_id=example.com";
+    assert_eq!(server.get(aggregate, Some(&key)).0, 200);
+
+    // The server sees the new site within its refresh interval.
+    let event = r#"{"site":"live.example","name":"pageview","url":"https://live.example/pricing"}"#;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, body) = server.post_json("/api/track", event);
+        if status == 202 {
+            assert_eq!(body, r#"{"accepted":1,"rejected":[]}"#);
+            break;
+        }
+        assert!(body.contains("live.example is not registered"), "{status} {body}");
+        assert!(Instant::now() < deadline, "the new site was never taken: {}", server.log());
+        sleep(Duration::from_millis(100));
+    }
+    let params = "site_id=live.example&period=day&metrics=visitors,pageviews";
+    let counted = |server: &Server| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (status, body) = server.get(&format!("/api/v1/stats/aggregate?{params}"), None);
+            assert_eq!(status, 200, "{body}");
+            if body.contains(r#""pageviews":{"value":1}"#) {
+                break body;
+            }
+            assert!(Instant::now() < deadline, "not counted: {body}\n{}", server.log());
+            sleep(Duration::from_millis(50));
+        }
+    };
+    let http_body = counted(&server);
+    let args = ["--site", "live.example", "--period", "day", "--metrics", "visitors,pageviews"];
+    let json = ws.ok(&[&["query", "aggregate", "--json"], &args[..]].concat());
+    assert_eq!(json.trim_end(), http_body);
+
+    // A stopped server gives its lease back, so the next one starts at once, on the same data.
+    assert!(server.terminate(), "the server did not exit cleanly:\n{}", server.log());
+    let started = Instant::now();
+    let server = Server::start(&ws);
+    assert!(started.elapsed() < Duration::from_secs(5), "the restart waited for the lease");
+    assert_eq!(counted(&server), http_body);
 }
 
 #[test]

@@ -147,6 +147,21 @@ async fn apply_until_done(
     }
 }
 
+/// Re-reads the sites from the store every `every` until `stop`, so that sites added or changed
+/// by another process (a command, on a shared store) are collected and sessionized at once.
+pub async fn refresh_sites(state: Arc<AppState>, every: Duration, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+        match state.store.sites().await {
+            Ok(sites) => state.refresh_sites(sites),
+            Err(e) => tracing::warn!(error = %e, "re-reading the sites failed"),
+        }
+    }
+}
+
 /// The persisted salts, rotated for today, or fresh ones on first start.
 pub async fn load_salts(store: &dyn Store) -> Result<Salts, StoreError> {
     let now = now_ms();

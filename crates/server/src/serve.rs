@@ -31,6 +31,9 @@ pub struct ServeOptions {
     pub retention_days: Option<u32>,
     /// Where to answer the CLI ([`crate::control`]); `None` answers nowhere.
     pub control_socket: Option<PathBuf>,
+    /// How often to re-read the sites from the store, for a store that other processes write
+    /// too (Redis); `None` for one only this server writes.
+    pub sites_refresh: Option<Duration>,
 }
 
 /// Loads sites and salts from the store, registering `declared` sites (from the configuration
@@ -125,11 +128,15 @@ pub async fn serve_on(
     if let Some(days) = options.retention_days {
         tokio::spawn(engine::enforce_retention(state.clone(), days, stop.clone()));
     }
+    if let Some(every) = options.sites_refresh {
+        tokio::spawn(engine::refresh_sites(state.clone(), every, stop.clone()));
+    }
     let control = options.control_socket.map(|path| {
         let (state, stop) = (state.clone(), stop.clone());
         tokio::spawn(async move { control::listen(&path, state, stop).await })
     });
 
+    let state_store = Arc::clone(&state.store);
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
 
@@ -143,6 +150,9 @@ pub async fn serve_on(
     // The listener removes its socket file on the way out; wait for that before returning.
     if let Some(control) = control {
         let _ = control.await;
+    }
+    if let Err(e) = state_store.close().await {
+        tracing::warn!(error = %e, "closing the store failed");
     }
     served
 }

@@ -84,4 +84,19 @@ impl AppState {
         self.sites_generation.fetch_add(1, Ordering::Release);
         Ok(())
     }
+
+    /// Takes the sites as the store has them now: new and changed ones are used from now on.
+    pub fn refresh_sites(&self, sites: Vec<Site>) {
+        let mut known = self.sites.write().expect("sites lock");
+        let mut changed = false;
+        for site in sites {
+            if known.get(&site.domain) != Some(&site) {
+                known.insert(site.domain.clone(), site);
+                changed = true;
+            }
+        }
+        if changed {
+            self.sites_generation.fetch_add(1, Ordering::Release);
+        }
+    }
 }

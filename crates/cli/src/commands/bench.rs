@@ -240,6 +240,7 @@ async fn own_server(site: &str) -> Result<OwnServer> {
         pipeline: PipelineOptions::default(),
         retention_days: None,
         control_socket: None,
+        sites_refresh: None,
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(serve_on(listener, state, options, async {

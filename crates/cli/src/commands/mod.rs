@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow};
 use footfall_server::control::{self, ControlError, Request};
-use footfall_store::{EmbeddedStore, Store, StoreError};
+use footfall_store::{EmbeddedStore, RedisStore, Store, StoreError};
 use serde_json::Value;
 
 use crate::cli::{Command, KeyCommand, SiteCommand};
@@ -42,22 +42,20 @@ fn socket_path(data_dir: &Path) -> PathBuf {
 /// a server that is still starting, or another command holding the store for a moment.
 const BUSY_WAIT: Duration = Duration::from_secs(10);
 
-/// Runs a request on the data directory: on its store when no process holds it, else through
-/// the control socket of the server that does.
+/// Runs a request on the configured store. Redis is shared: the request runs on it directly,
+/// beside any server. A data directory is not: the request runs on its store when no process
+/// holds it, else through the control socket of the server that does.
 async fn request(settings: &Settings, req: Request) -> Result<Value> {
+    if let Some(url) = &settings.redis {
+        let store = RedisStore::connect(url).await?;
+        return execute_on(&store, settings, req).await;
+    }
     let dir = &settings.data_dir;
     let socket = socket_path(dir);
     let deadline = Instant::now() + BUSY_WAIT;
     loop {
         match EmbeddedStore::open(dir) {
-            Ok(store) => {
-                // The file's sites exist for commands as they do for a server, which registers
-                // them when it starts.
-                for site in &settings.sites {
-                    store.put_site(site).await?;
-                }
-                return control::execute(&store, None, req).await.map_err(|e| anyhow!(e));
-            }
+            Ok(store) => return execute_on(&store, settings, req).await,
             Err(StoreError::Locked(_)) => match control::call(&socket, &req).await {
                 Err(ControlError::Unreachable { .. }) if Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -75,4 +73,13 @@ async fn request(settings: &Settings, req: Request) -> Result<Value> {
             Err(e) => return Err(e.into()),
         }
     }
+}
+
+async fn execute_on(store: &dyn Store, settings: &Settings, req: Request) -> Result<Value> {
+    // The file's sites exist for commands as they do for a server, which registers them when it
+    // starts.
+    for site in &settings.sites {
+        store.put_site(site).await?;
+    }
+    control::execute(store, None, req).await.map_err(|e| anyhow!(e))
 }

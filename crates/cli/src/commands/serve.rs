@@ -1,18 +1,36 @@
 //! `footfall serve`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use footfall_server::serve::{ServeOptions, load_state, serve};
-use footfall_store::EmbeddedStore;
+use footfall_store::redis::LEASE;
+use footfall_store::{EmbeddedStore, RedisStore, Store};
 use tokio::signal::unix::{SignalKind, signal};
 
 use super::socket_path;
 use crate::config::Settings;
 
+/// How soon a server on Redis notices a site that a command added or changed.
+const SITES_REFRESH: Duration = Duration::from_secs(2);
+
 pub async fn run(settings: &Settings) -> Result<()> {
-    let store = EmbeddedStore::open(&settings.data_dir)?;
-    let state = load_state(Arc::new(store), settings.server.clone(), &settings.sites).await?;
+    // Commands reach a server on Redis through Redis itself, so it needs no control socket, but
+    // must look there for the sites they add.
+    let (store, control_socket, sites_refresh): (Arc<dyn Store>, _, _) = match &settings.redis {
+        Some(url) => {
+            // A server that was killed holds the lease a little longer; a restart waits it out.
+            let store = RedisStore::connect_writer(url, LEASE + Duration::from_secs(1)).await?;
+            tracing::info!(redis = store.shown_url(), "state is in Redis");
+            (Arc::new(store), None, Some(SITES_REFRESH))
+        }
+        None => {
+            let store = EmbeddedStore::open(&settings.data_dir)?;
+            (Arc::new(store), Some(socket_path(&settings.data_dir)), None)
+        }
+    };
+    let state = load_state(store, settings.server.clone(), &settings.sites).await?;
 
     // Registered before serving, so that a failure shows now rather than as an early stop.
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle Ctrl-C")?;
@@ -30,7 +48,8 @@ pub async fn run(settings: &Settings) -> Result<()> {
         config: settings.server.clone(),
         pipeline: settings.pipeline,
         retention_days: settings.retention_days,
-        control_socket: Some(socket_path(&settings.data_dir)),
+        control_socket,
+        sites_refresh,
     };
     serve(state, options, shutdown)
         .await
