@@ -53,10 +53,21 @@ pub async fn run_pipeline(
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), StoreError> {
     let store = state.store.clone();
-    let sessions = store.sessions().await?;
+    // A shared store may be away as the server starts: wait for it, collecting meanwhile.
+    let (sessions, mut folded) = loop {
+        let loaded =
+            async { Ok::<_, StoreError>((store.sessions().await?, store.applied_offset().await?)) };
+        match loaded.await {
+            Ok(loaded) => break loaded,
+            Err(e) if *stop.borrow() => return Err(e),
+            Err(e) => {
+                tracing::warn!(error = %e, "loading the pipeline's state failed; retrying in 1 s");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    };
     let mut generation = state.sites_generation.load(Ordering::Acquire);
     let mut pipeline = Pipeline::new(state.config.session_timeout_ms, &state.all_sites(), sessions);
-    let mut folded = store.applied_offset().await?;
     let mut last_evict = Instant::now();
     tracing::info!(after = ?folded, sessions = pipeline.active_sessions(), "pipeline started");
     let mut batch = WriteBatch::default();
@@ -75,7 +86,17 @@ pub async fn run_pipeline(
         let stopping = loop {
             let room = options.max_batch_events - batch.events as usize;
             let wanted = room.min(FOLD_CHUNK);
-            let events = store.unapplied(folded, wanted).await?;
+            let events = match store.unapplied(folded, wanted).await {
+                Ok(events) => events,
+                // On the way out, give up: what is left is read again at the next start.
+                Err(e) if *stop.borrow() => return Err(e),
+                Err(e) => {
+                    // A shared store that is down: appends wait in its spill meanwhile.
+                    tracing::warn!(error = %e, "reading the log failed; retrying in 1 s");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    Vec::new()
+                }
+            };
             for (offset, event) in &events {
                 pipeline.fold(*offset, event, &mut batch);
                 folded = Some(*offset);

@@ -14,6 +14,7 @@ use footfall_core::pipeline::{DEFAULT_SESSION_TIMEOUT_MS, Pipeline};
 use footfall_core::query::{StatsKind, StatsQuery};
 use footfall_core::site::Site;
 use footfall_server::stats;
+use footfall_store::redis::WriterOptions;
 use footfall_store::{EmbeddedStore, RedisStore, Store};
 use footfall_testkit::RedisServer;
 use serde_json::Value;
@@ -147,8 +148,13 @@ async fn both_backends_answer_every_query_identically() {
     let dir = tempfile::tempdir().unwrap();
     let redis = RedisServer::start();
     let embedded: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
+    let options = WriterOptions {
+        lease_wait: Duration::ZERO,
+        spill_path: dir.path().join("spill"),
+        spill_max_bytes: 1 << 20,
+    };
     let on_redis: Arc<dyn Store> =
-        Arc::new(RedisStore::connect_writer(&redis.url(), Duration::ZERO).await.unwrap());
+        Arc::new(RedisStore::connect_writer(&redis.url(), &options).await.unwrap());
     let stores = [embedded, on_redis];
 
     // The same batches to both: odd sizes, so sessions straddle them.

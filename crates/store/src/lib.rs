@@ -20,6 +20,7 @@ pub mod conformance;
 pub mod embedded;
 pub mod keys;
 pub mod redis;
+mod spill;
 mod tail;
 
 pub use embedded::EmbeddedStore;

@@ -25,6 +25,7 @@
 //! it landed.
 
 use std::ops::Range;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -43,8 +44,21 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::embedded::MINUTES_KEPT;
+use crate::spill::Spill;
 use crate::tail::Tail;
 use crate::{ApiKey, Counts, Result, Store, StoreError, keys};
+
+/// How the serving process writes: see [`RedisStore::connect_writer`].
+#[derive(Clone, Debug)]
+pub struct WriterOptions {
+    /// How long to wait for the lease of another process to be given back or to lapse (a
+    /// server that was killed holds it [`LEASE`] longer).
+    pub lease_wait: Duration,
+    /// The file that keeps acknowledged events while Redis cannot take them.
+    pub spill_path: PathBuf,
+    /// Most bytes the spill holds; beyond, appends fail (the collector answers 503).
+    pub spill_max_bytes: u64,
+}
 
 /// Partitions of the unapplied log for a new Redis database; an existing one keeps its own.
 pub const DEFAULT_PARTITIONS: u32 = 4;
@@ -62,6 +76,12 @@ const LEASE_RENEW: Duration = Duration::from_secs(3);
 
 /// Most events in one stream entry; a larger group commit writes several per partition.
 const RUN_EVENTS: usize = 4096;
+
+/// How often the writer tries to drain the spill while no appends come.
+const DRAIN_RETRY: Duration = Duration::from_secs(1);
+
+/// Most spilled events written to Redis in one transaction.
+const DRAIN_EVENTS: usize = 10_000;
 
 /// Stream entries read per partition when the pipeline reads back from Redis.
 const READ_ENTRIES: usize = 64;
@@ -134,12 +154,17 @@ impl RedisStore {
         Ok(RedisStore { inner: Arc::new(inner), writer: None })
     }
 
-    /// Connects as the one process that appends and applies: takes the lease, waiting up to
-    /// `wait` for one held by another process to be given back or to lapse (a server that was
-    /// killed holds it [`LEASE`] longer), and starts the log writer.
-    pub async fn connect_writer(url: &str, wait: Duration) -> Result<RedisStore> {
+    /// Connects as the one process that appends and applies: takes the lease (see
+    /// [`WriterOptions`]), writes to Redis what an earlier process left in the spill, and starts
+    /// the log writer.
+    ///
+    /// While Redis cannot take appended events, the writer keeps them in the spill, synced,
+    /// and acknowledges them; it writes them to Redis in order once it is back, before newer
+    /// ones. The pipeline counts them meanwhile, and its applies wait for Redis.
+    pub async fn connect_writer(url: &str, options: &WriterOptions) -> Result<RedisStore> {
+        let spill = Spill::open(&options.spill_path, options.spill_max_bytes)?;
         let mut inner = Inner::connect(url).await?;
-        inner.take_lease(wait).await?;
+        inner.take_lease(options.lease_wait).await?;
         let mut con = inner.con.clone();
         redis::cmd("SET")
             .arg(PARTITIONS)
@@ -153,14 +178,24 @@ impl RedisStore {
         let applied = inner.applied_offset().await?;
         let next: Option<u64> =
             con.get(NEXT).await.map_err(|e| inner.failed("reading the next offset", e))?;
-        let next = next.unwrap_or(0).max(applied.map_or(0, |a| a + 1));
+        let spilled_end = spill.last_offset().map(|last| last + 1);
+        let next =
+            next.unwrap_or(0).max(applied.map_or(0, |a| a + 1)).max(spilled_end.unwrap_or(0));
         *inner.tail.get_mut().unwrap_or_else(PoisonError::into_inner) = Tail::new(next, applied);
         inner.appended.send_replace(next.checked_sub(1));
         tracing::debug!(redis = %inner.shown, next_offset = next, "connected to Redis as the writer");
 
         let inner = Arc::new(inner);
         let (queue, requests) = mpsc::unbounded_channel();
-        let log = LogWriter { inner: Arc::clone(&inner), next: Some(next), trimmed: applied };
+        let mut log = LogWriter {
+            inner: Arc::clone(&inner),
+            next,
+            trimmed: applied,
+            spill: Arc::new(Mutex::new(spill)),
+            logged_sites: FxHashSet::default(),
+        };
+        // What an earlier process spilled goes to Redis before anything new.
+        log.drain(&mut con).await?;
         let tasks =
             [tokio::spawn(log.run(requests)), tokio::spawn(renew_lease(Arc::clone(&inner)))];
         Ok(RedisStore { inner, writer: Some(Writer { queue, tasks }) })
@@ -368,38 +403,73 @@ fn score(ts: i64, exclusive: bool) -> String {
 /// was being written and writes them as one transaction.
 struct LogWriter {
     inner: Arc<Inner>,
-    /// The next offset; `None` after a failure, when a transaction may have landed unseen.
-    next: Option<u64>,
+    /// The next offset. Always known here: a group Redis may or may not have taken goes to
+    /// the spill with its offsets, and draining skips what Redis turns out to have.
+    next: u64,
     /// The applied offset up to which the streams have been trimmed.
     trimmed: Option<u64>,
+    spill: Arc<Mutex<Spill>>,
+    /// Sites known to be in [`LOGGED_SITES`].
+    logged_sites: FxHashSet<Arc<str>>,
 }
 
 impl LogWriter {
     async fn run(mut self, mut requests: mpsc::UnboundedReceiver<AppendRequest>) {
-        let mut logged_sites: FxHashSet<Arc<str>> = FxHashSet::default();
         let mut con = self.inner.con.clone();
-        while let Some(first) = requests.recv().await {
+        loop {
+            let spilled = !self.spill().is_empty();
+            let first = if spilled {
+                tokio::select! {
+                    request = requests.recv() => request,
+                    () = tokio::time::sleep(DRAIN_RETRY) => {
+                        // Quiet: the next failure is logged when a group is spilled.
+                        let _ = self.drain(&mut con).await;
+                        continue;
+                    }
+                }
+            } else {
+                requests.recv().await
+            };
+            let Some(first) = first else { return };
             let mut group = vec![first];
             while let Ok(more) = requests.try_recv() {
                 group.push(more);
             }
-            let result = self.write(&mut con, &group, &mut logged_sites).await;
+            let start = self.next;
+            let events: Vec<&Event> = group.iter().flat_map(|r| &r.events).collect();
+            let n = events.len() as u64;
+            let written = match spilled {
+                true => match self.drain(&mut con).await {
+                    Ok(()) => self.write(&mut con, start, &events).await,
+                    Err(e) => Err(e),
+                },
+                false => self.write(&mut con, start, &events).await,
+            };
+            let result = match written {
+                Ok(()) => Ok(()),
+                Err(e) => self.spill_group(start, &group, e).await,
+            };
+            // Offsets of a refused group are not reused: Redis may have taken it after all.
+            self.next = start + n;
+            let mut ranges = Vec::with_capacity(group.len());
+            let mut from = start;
+            for request in &group {
+                ranges.push(from..from + request.events.len() as u64);
+                from += request.events.len() as u64;
+            }
             match result {
-                Ok(ranges) => {
+                Ok(()) => {
                     let mut evicted = Vec::new();
                     {
                         let mut tail =
                             self.inner.tail.lock().unwrap_or_else(PoisonError::into_inner);
                         for (request, range) in group.iter_mut().zip(&ranges) {
-                            tail.push(
-                                range.start,
-                                std::mem::take(&mut request.events),
-                                &mut evicted,
-                            );
+                            let events = std::mem::take(&mut request.events);
+                            tail.push(range.start, events, &mut evicted);
                         }
                     }
-                    if let Some(last) = ranges.last().filter(|r| r.end > 0) {
-                        self.inner.appended.send_modify(|a| *a = (*a).max(Some(last.end - 1)));
+                    if n > 0 {
+                        self.inner.appended.send_modify(|a| *a = (*a).max(Some(self.next - 1)));
                     }
                     for (request, range) in group.into_iter().zip(ranges) {
                         // A caller that went away gets no answer.
@@ -407,8 +477,6 @@ impl LogWriter {
                     }
                 }
                 Err(e) => {
-                    self.next = None;
-                    tracing::error!(error = %e, "appending to the event log in Redis failed");
                     for request in group {
                         let _ = request.reply.send(Err(e.clone()));
                     }
@@ -417,53 +485,94 @@ impl LogWriter {
         }
     }
 
+    fn spill(&self) -> std::sync::MutexGuard<'_, Spill> {
+        self.spill.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Keeps a group Redis did not take in the spill, so it can be acknowledged; or says why not.
+    async fn spill_group(&self, start: u64, group: &[AppendRequest], e: StoreError) -> Result<()> {
+        let events: Vec<Event> = group.iter().flat_map(|r| r.events.iter().cloned()).collect();
+        let spill = Arc::clone(&self.spill);
+        let pushed = tokio::task::spawn_blocking(move || {
+            spill.lock().unwrap_or_else(PoisonError::into_inner).push(start, &events)
+        })
+        .await
+        .map_err(|_| StoreError::Unavailable("the spill writer failed".into()))?;
+        match pushed {
+            Ok(true) => {
+                tracing::warn!(error = %e, spilled = self.spill().len(), "Redis did not take \
+                               appended events; they are kept in the spill until it is back");
+                Ok(())
+            }
+            Ok(false) => Err(StoreError::Unavailable(format!(
+                "{e}; the spill for events Redis cannot take now is full, so no more are \
+                 accepted until Redis is back"
+            ))),
+            Err(spill_error) => Err(StoreError::Unavailable(format!("{e}; {spill_error}"))),
+        }
+    }
+
+    /// Writes the spilled events to Redis, in order, skipping those it already has.
+    async fn drain(&mut self, con: &mut ConnectionManager) -> Result<()> {
+        let stored: Option<u64> =
+            con.get(NEXT).await.map_err(|e| self.inner.failed("reading the next offset", e))?;
+        let mut from = stored.unwrap_or(0);
+        let mut drained = 0;
+        loop {
+            let front = self.spill().front(from, DRAIN_EVENTS).map(|(start, events)| {
+                (start, events.into_iter().cloned().collect::<Vec<Event>>())
+            });
+            let Some((start, events)) = front else { break };
+            self.write(con, start, &events.iter().collect::<Vec<_>>()).await?;
+            from = start + events.len() as u64;
+            drained += events.len();
+            let spill = Arc::clone(&self.spill);
+            let n = events.len();
+            tokio::task::spawn_blocking(move || {
+                spill.lock().unwrap_or_else(PoisonError::into_inner).pop(n)
+            })
+            .await
+            .map_err(|_| StoreError::Unavailable("the spill writer failed".into()))??;
+        }
+        if drained > 0 {
+            tracing::info!(drained, "Redis is back: the spilled events are in its log");
+        }
+        Ok(())
+    }
+
+    /// Writes events at offsets `start..` as one transaction.
     async fn write(
         &mut self,
         con: &mut ConnectionManager,
-        group: &[AppendRequest],
-        logged_sites: &mut FxHashSet<Arc<str>>,
-    ) -> Result<Vec<Range<u64>>> {
+        start: u64,
+        events: &[&Event],
+    ) -> Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
         let inner = &self.inner;
-        let start = match self.next {
-            Some(next) => next,
-            None => {
-                let stored: Option<u64> =
-                    con.get(NEXT).await.map_err(|e| inner.failed("reading the next offset", e))?;
-                let applied = inner.applied_offset().await?;
-                stored.unwrap_or(0).max(applied.map_or(0, |a| a + 1))
-            }
-        };
         let mut pipe = redis::pipe();
         pipe.atomic();
         let mut runs: Vec<Run> = (0..inner.partitions).map(|_| Run::default()).collect();
         let mut members: FxHashMap<&str, Vec<(i64, Vec<u8>)>> = FxHashMap::default();
         let mut new_sites = Vec::new();
-        let mut ranges = Vec::with_capacity(group.len());
-        let mut next = start;
-        for request in group {
-            let from = next;
-            for event in &request.events {
-                let record = encode_record(event);
-                let p = (event.visitor % u64::from(inner.partitions)) as u32;
-                let run = &mut runs[p as usize];
-                run.push(next, &record);
-                if run.len == RUN_EVENTS {
-                    run.write(&mut pipe, p, next + 1);
-                }
-                let mut member = Vec::with_capacity(8 + record.len());
-                member.extend_from_slice(&next.to_be_bytes());
-                member.extend_from_slice(&record);
-                members.entry(&event.site).or_default().push((event.ts, member));
-                if !logged_sites.contains(&event.site) {
-                    new_sites.push(Arc::clone(&event.site));
-                }
-                next += 1;
+        for (offset, event) in (start..).zip(events) {
+            let record = encode_record(event);
+            let p = (event.visitor % u64::from(inner.partitions)) as u32;
+            let run = &mut runs[p as usize];
+            run.push(offset, &record);
+            if run.len == RUN_EVENTS {
+                run.write(&mut pipe, p, offset + 1);
             }
-            ranges.push(from..next);
+            let mut member = Vec::with_capacity(8 + record.len());
+            member.extend_from_slice(&offset.to_be_bytes());
+            member.extend_from_slice(&record);
+            members.entry(&event.site).or_default().push((event.ts, member));
+            if !self.logged_sites.contains(&event.site) {
+                new_sites.push(Arc::clone(&event.site));
+            }
         }
-        if next == start {
-            return Ok(ranges);
-        }
+        let end = start + events.len() as u64;
         for (p, run) in runs.iter_mut().enumerate() {
             if run.len > 0 {
                 let end = run.last + 1;
@@ -486,7 +595,7 @@ impl LogWriter {
                 .arg(new_sites.iter().map(|s| &**s).collect::<Vec<_>>())
                 .ignore();
         }
-        pipe.cmd("SET").arg(NEXT).arg(next).ignore();
+        pipe.cmd("SET").arg(NEXT).arg(end).ignore();
         // Runs every apply since the last group has covered are dead: entries whose end is at
         // most APPLIED+1.
         let applied = inner.tail.lock().unwrap_or_else(PoisonError::into_inner).applied;
@@ -500,10 +609,9 @@ impl LogWriter {
             }
         }
         pipe.query_async::<()>(con).await.map_err(|e| inner.failed("appending to the log", e))?;
-        self.next = Some(next);
         self.trimmed = self.trimmed.max(applied);
-        logged_sites.extend(new_sites);
-        Ok(ranges)
+        self.logged_sites.extend(new_sites);
+        Ok(())
     }
 }
 

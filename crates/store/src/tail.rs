@@ -50,9 +50,14 @@ impl Tail {
     /// Adds the events just made durable at `start`, moving the oldest beyond [`TAIL_EVENTS`]
     /// to `evicted`, for the caller to free outside the lock.
     pub(crate) fn push(&mut self, start: u64, events: Vec<Event>, evicted: &mut Vec<Appended>) {
-        debug_assert_eq!(start, self.end, "appends are dense");
         if events.is_empty() {
             return;
+        }
+        if start != self.end {
+            // Offsets were skipped (a group a shared store may or may not have taken): readers
+            // find what is before them in the store.
+            evicted.extend(self.appends.drain(..));
+            self.len = 0;
         }
         self.end = start + events.len() as u64;
         self.len += events.len();

@@ -8,12 +8,22 @@ use std::time::Duration;
 use footfall_core::batch::{Counter, CounterId, Slice, WriteBatch};
 use footfall_core::event::Event;
 use footfall_core::time::{Bucket, Grain};
+use footfall_store::redis::WriterOptions;
 use footfall_store::{Counts, RedisStore, Store, StoreError};
 use footfall_testkit::RedisServer;
 
+/// No wait for a lease; the spill in the server's directory.
+fn options(redis: &RedisServer) -> WriterOptions {
+    WriterOptions {
+        lease_wait: Duration::ZERO,
+        spill_path: redis.dir().join("footfall-spill"),
+        spill_max_bytes: 1 << 20,
+    }
+}
+
 async fn fresh() -> (Arc<dyn Store>, RedisServer) {
     let redis = RedisServer::start();
-    let store = RedisStore::connect_writer(&redis.url(), Duration::ZERO).await.unwrap();
+    let store = RedisStore::connect_writer(&redis.url(), &options(&redis)).await.unwrap();
     (Arc::new(store), redis)
 }
 
@@ -41,8 +51,8 @@ fn pageviews(n: i64) -> Counts {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_writer_is_refused_while_the_first_holds_the_lease() {
     let redis = RedisServer::start();
-    let first = RedisStore::connect_writer(&redis.url(), Duration::ZERO).await.unwrap();
-    let second = RedisStore::connect_writer(&redis.url(), Duration::ZERO).await;
+    let first = RedisStore::connect_writer(&redis.url(), &options(&redis)).await.unwrap();
+    let second = RedisStore::connect_writer(&redis.url(), &options(&redis)).await;
     let Err(err @ StoreError::Leased(_)) = second else {
         panic!("a second writer was let in");
     };
@@ -59,7 +69,7 @@ async fn a_second_writer_is_refused_while_the_first_holds_the_lease() {
 
     // Closed, the writer gives the lease back at once.
     first.close().await.unwrap();
-    let again = RedisStore::connect_writer(&redis.url(), Duration::ZERO).await.unwrap();
+    let again = RedisStore::connect_writer(&redis.url(), &options(&redis)).await.unwrap();
     assert_eq!(again.append(vec![event(3, "/", 2)]).await.unwrap(), 1..2);
 }
 
@@ -68,7 +78,7 @@ async fn a_second_writer_is_refused_while_the_first_holds_the_lease() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_writer_continues_the_log_where_the_last_left_it() {
     let redis = RedisServer::start();
-    let store = RedisStore::connect_writer(&redis.url(), Duration::ZERO).await.unwrap();
+    let store = RedisStore::connect_writer(&redis.url(), &options(&redis)).await.unwrap();
     let events: Vec<Event> = (0..40).map(|i| event(i, &format!("/{i}"), i as u64 * 7)).collect();
     assert_eq!(store.append(events[..25].to_vec()).await.unwrap(), 0..25);
     assert_eq!(store.append(events[25..].to_vec()).await.unwrap(), 25..40);
@@ -87,7 +97,7 @@ async fn a_new_writer_continues_the_log_where_the_last_left_it() {
     assert_eq!(store.append(vec![event(40, "/40", 3)]).await.unwrap(), 40..41);
     store.close().await.unwrap();
 
-    let store = RedisStore::connect_writer(&redis.url(), Duration::ZERO).await.unwrap();
+    let store = RedisStore::connect_writer(&redis.url(), &options(&redis)).await.unwrap();
     assert_eq!(store.applied_offset().await.unwrap(), Some(24));
     let unapplied = store.unapplied(Some(24), 1000).await.unwrap();
     let expected: Vec<(u64, Event)> = (25..41)
