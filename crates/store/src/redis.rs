@@ -802,15 +802,27 @@ impl Store for RedisStore {
             }
         }
         inner.expire_minutes(&mut pipe, minutes);
+        // One MSET and one DEL per site rather than a command per session: a batch touches
+        // about one session per visitor. Per site, so each stays within one Cluster slot.
+        let mut sessions: FxHashMap<&str, (redis::Cmd, redis::Cmd)> = FxHashMap::default();
         for (key, session) in &batch.sessions {
+            let (set, del) = sessions
+                .entry(&key.site)
+                .or_insert_with(|| (redis::cmd("MSET"), redis::cmd("DEL")));
             match session {
                 // A struct of integers and strings always serialises.
                 Some(record) => {
-                    let bytes = postcard::to_stdvec(record).expect("session");
-                    pipe.cmd("SET").arg(keys::session(key)).arg(bytes).ignore()
+                    set.arg(keys::session(key)).arg(postcard::to_stdvec(record).expect("session"))
                 }
-                None => pipe.cmd("DEL").arg(keys::session(key)).ignore(),
+                None => del.arg(keys::session(key)),
             };
+        }
+        for (set, del) in sessions.into_values() {
+            for cmd in [set, del] {
+                if cmd.args_iter().count() > 1 {
+                    pipe.add_command(cmd).ignore();
+                }
+            }
         }
         if let Some(offset) = batch.offset {
             pipe.cmd("SET").arg(keys::APPLIED).arg(offset).ignore();
