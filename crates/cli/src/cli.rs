@@ -35,7 +35,8 @@ pub struct GlobalArgs {
     #[arg(long, global = true, env = "FOOTFALL_DATA_DIR", value_name = "PATH")]
     pub data_dir: Option<String>,
     /// Keep footfall's state in Redis at this URL (redis://HOST:PORT/DB) instead of the
-    /// embedded store in --data-dir
+    /// embedded store in --data-dir. `bench` then runs its server on it (writing into it: use a
+    /// spare database), counts Redis commands per event and compares a naive design
     #[arg(long, global = true, env = "FOOTFALL_REDIS_URL", value_name = "URL")]
     pub redis: Option<String>,
     /// Log filter such as `debug` or `footfall_server=debug`; RUST_LOG is read too
@@ -114,6 +115,10 @@ pub struct ServeArgs {
     /// Days to keep raw events in the log; 0 keeps them forever [default: 0]
     #[arg(long, env = "FOOTFALL_RETENTION_DAYS", value_name = "DAYS")]
     pub retention_days: Option<String>,
+    /// With --redis: most megabytes of acknowledged events kept in --data-dir while Redis
+    /// cannot take them; beyond, the collector answers 503 [default: 1024]
+    #[arg(long, env = "FOOTFALL_REDIS_SPILL_MB", value_name = "MB")]
+    pub redis_spill_mb: Option<String>,
     /// Longest wait before read events are applied to the rollups [default: 200]
     #[arg(long, env = "FOOTFALL_FLUSH_INTERVAL_MS", value_name = "MS")]
     pub flush_interval_ms: Option<String>,
@@ -241,6 +246,7 @@ impl Cli {
                 typed(m, "max_clock_skew_seconds", &args.max_clock_skew_seconds);
             flags.retention_days = typed(m, "retention_days", &args.retention_days);
             flags.flush_interval_ms = typed(m, "flush_interval_ms", &args.flush_interval_ms);
+            flags.redis_spill_mb = typed(m, "redis_spill_mb", &args.redis_spill_mb);
         }
         flags
     }

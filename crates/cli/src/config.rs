@@ -20,6 +20,7 @@ const DEFAULT_DATA_DIR: &str = "footfall-data";
 const DEFAULT_SESSION_TIMEOUT_MINUTES: u64 = 30;
 const DEFAULT_MAX_CLOCK_SKEW_SECONDS: u64 = 300;
 const DEFAULT_FLUSH_INTERVAL_MS: u64 = 200;
+const DEFAULT_REDIS_SPILL_MB: u64 = 1024;
 /// The storage engine reports every database open and flush at `info`; that is its noise, not
 /// footfall's news.
 const DEFAULT_LOG: &str = "info,fjall=warn,lsm_tree=warn";
@@ -34,6 +35,8 @@ pub struct FileConfig {
     data_dir: Option<PathBuf>,
     /// A Redis URL: state lives there instead of in `data_dir`.
     redis: Option<String>,
+    /// Most megabytes of events kept in `data_dir` while Redis cannot take them.
+    redis_spill_mb: Option<u64>,
     trust_proxy: Option<bool>,
     session_timeout_minutes: Option<u64>,
     max_clock_skew_seconds: Option<u64>,
@@ -94,6 +97,7 @@ impl ConfigFile {
 pub struct Flags {
     pub data_dir: Option<String>,
     pub redis: Option<String>,
+    pub redis_spill_mb: Option<String>,
     pub log: Option<String>,
     pub listen: Option<String>,
     pub trust_proxy: Option<String>,
@@ -109,6 +113,8 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// Redis URL; when set, state lives in Redis rather than in `data_dir`.
     pub redis: Option<String>,
+    /// Most bytes of acknowledged events kept in `data_dir` while Redis cannot take them.
+    pub redis_spill_bytes: u64,
     pub listen: SocketAddr,
     pub server: ServerConfig,
     pub pipeline: PipelineOptions,
@@ -130,6 +136,8 @@ struct Names {
 
 const DATA_DIR: Names = Names { key: "data_dir", env: &["FOOTFALL_DATA_DIR"], flag: "data-dir" };
 const REDIS: Names = Names { key: "redis", env: &["FOOTFALL_REDIS_URL"], flag: "redis" };
+const REDIS_SPILL: Names =
+    Names { key: "redis_spill_mb", env: &["FOOTFALL_REDIS_SPILL_MB"], flag: "redis-spill-mb" };
 const LOG: Names = Names { key: "log", env: &["FOOTFALL_LOG", "RUST_LOG"], flag: "log" };
 const LISTEN: Names = Names { key: "listen", env: &["FOOTFALL_LISTEN"], flag: "listen" };
 const TRUST_PROXY: Names =
@@ -215,6 +223,15 @@ impl Settings {
             |s| Ok(s.to_owned()),
             |url: &String| check_redis_url(url),
         )?;
+        let redis_spill_mb = layers
+            .pick(
+                &REDIS_SPILL,
+                flags.redis_spill_mb.as_deref(),
+                values.and_then(|v| v.redis_spill_mb).map(Ok),
+                parse_number,
+                in_range(1, 1 << 20, "megabytes"),
+            )?
+            .unwrap_or(DEFAULT_REDIS_SPILL_MB);
         let log = layers
             .pick(
                 &LOG,
@@ -283,6 +300,7 @@ impl Settings {
         Ok(Settings {
             data_dir,
             redis,
+            redis_spill_bytes: redis_spill_mb << 20,
             listen,
             server: ServerConfig {
                 trust_proxy,

@@ -5,6 +5,13 @@
 //! one command measures the whole path (HTTP, validation, identity, durable group-committed
 //! log append, pipeline, store). Client and server then share the machine's cores, as they
 //! would on a small box; the report says so.
+//!
+//! With `--redis URL` that server keeps its state in Redis, and each run also reports the Redis
+//! commands per event and is compared with a naive design on the same Redis: see [`on_redis`].
+//! Each run is then measured once the pipeline has caught up, so that the commands applying
+//! its events count.
+
+mod on_redis;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,14 +24,17 @@ use footfall_core::site::Site;
 use footfall_server::engine::PipelineOptions;
 use footfall_server::serve::{ServeOptions, load_state, serve_on};
 use footfall_server::state::ServerConfig;
-use footfall_store::{EmbeddedStore, Store};
+use footfall_store::redis::{LEASE, WriterOptions};
+use footfall_store::{EmbeddedStore, RedisStore, Store, StoreError};
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
+
+use self::on_redis::{Cost, NaiveReport, Stats};
 
 use crate::cli::BenchArgs;
 
@@ -126,6 +136,7 @@ struct Report {
     concurrency: usize,
     seconds: f64,
     requests: u64,
+    /// Events the collector accepted.
     events: u64,
     errors: u64,
     events_per_second: f64,
@@ -133,6 +144,35 @@ struct Report {
     p50_ms: f64,
     p99_ms: f64,
     max_ms: f64,
+    /// With `--redis`: how long after this run the pipeline caught up.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pipeline_drain_seconds: Option<f64>,
+    /// With `--redis`: the Redis commands this run cost, its events applied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    redis: Option<Cost>,
+    /// With `--redis`: the naive design on the same Redis and requests.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    naive: Option<NaiveReport>,
+    /// With `--redis`: footfall's events/s over the naive design's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    footfall_vs_naive: Option<f64>,
+}
+
+/// The part of the collector's answer the bench reads.
+#[derive(Deserialize)]
+struct Accepted {
+    accepted: u64,
+}
+
+/// p50, p99 and max of latencies in microseconds, in milliseconds.
+fn percentiles(latencies: &mut [u32]) -> (f64, f64, f64) {
+    latencies.sort_unstable();
+    let pct = |p: f64| -> f64 {
+        latencies
+            .get(((latencies.len() as f64 - 1.0) * p) as usize)
+            .map_or(0.0, |&us| f64::from(us) / 1000.0)
+    };
+    (pct(0.50), pct(0.99), pct(1.0))
 }
 
 async fn run_scenario(
@@ -158,6 +198,7 @@ async fn run_scenario(
                 (client.clone(), shots.clone(), next.clone(), errors.clone(), target.clone());
             tokio::spawn(async move {
                 let mut latencies = Vec::new();
+                let mut accepted = 0;
                 while Instant::now() < deadline {
                     let i = next.fetch_add(1, Ordering::Relaxed) as usize;
                     if i >= max_requests {
@@ -171,36 +212,38 @@ async fn run_scenario(
                         .body(Full::new(shot.body.clone()))
                         .expect("valid request");
                     let sent = Instant::now();
-                    let ok = match client.request(req).await {
-                        Ok(res) => {
-                            let accepted = res.status().as_u16() == 202;
-                            accepted && res.into_body().collect().await.is_ok()
+                    let answer = match client.request(req).await {
+                        Ok(res) if res.status().as_u16() == 202 => {
+                            res.into_body().collect().await.ok().and_then(|body| {
+                                serde_json::from_slice::<Accepted>(&body.to_bytes()).ok()
+                            })
                         }
-                        Err(_) => false,
+                        _ => None,
                     };
-                    if ok {
-                        latencies.push(sent.elapsed().as_micros() as u32);
-                    } else {
-                        errors.fetch_add(1, Ordering::Relaxed);
+                    match answer {
+                        Some(answer) => {
+                            latencies.push(sent.elapsed().as_micros() as u32);
+                            accepted += answer.accepted;
+                        }
+                        None => {
+                            errors.fetch_add(1, Ordering::Relaxed);
+                        }
                     }
                 }
-                latencies
+                (latencies, accepted)
             })
         })
         .collect();
     let mut latencies = Vec::new();
+    let mut events = 0;
     for w in workers {
-        latencies.extend(w.await?);
+        let (l, accepted) = w.await?;
+        latencies.extend(l);
+        events += accepted;
     }
     let seconds = started.elapsed().as_secs_f64();
-    latencies.sort_unstable();
-    let pct = |p: f64| -> f64 {
-        latencies
-            .get(((latencies.len() as f64 - 1.0) * p) as usize)
-            .map_or(0.0, |&us| f64::from(us) / 1000.0)
-    };
+    let (p50_ms, p99_ms, max_ms) = percentiles(&mut latencies);
     let requests = latencies.len() as u64;
-    let events = requests * batch as u64;
     Ok(Report {
         batch,
         concurrency: args.concurrency,
@@ -210,14 +253,18 @@ async fn run_scenario(
         errors: errors.load(Ordering::Relaxed),
         events_per_second: events as f64 / seconds,
         requests_per_second: requests as f64 / seconds,
-        p50_ms: pct(0.50),
-        p99_ms: pct(0.99),
-        max_ms: pct(1.0),
+        p50_ms,
+        p99_ms,
+        max_ms,
+        pipeline_drain_seconds: None,
+        redis: None,
+        naive: None,
+        footfall_vs_naive: None,
     })
 }
 
-/// A server of our own on a temporary store, trusting `X-Forwarded-For` so that each generated
-/// visitor has its own address.
+/// A server of our own on a temporary store (or on Redis), trusting `X-Forwarded-For` so that
+/// each generated visitor has its own address.
 struct OwnServer {
     url: String,
     store: Arc<dyn Store>,
@@ -226,9 +273,26 @@ struct OwnServer {
     _dir: tempfile::TempDir,
 }
 
-async fn own_server(site: &str) -> Result<OwnServer> {
+async fn own_server(site: &str, redis: Option<&str>) -> Result<OwnServer> {
     let dir = tempfile::tempdir().context("cannot create a temporary data directory")?;
-    let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.path())?);
+    let store: Arc<dyn Store> = match redis {
+        Some(url) => {
+            let options = WriterOptions {
+                // A bench that was just interrupted holds the lease a little longer.
+                lease_wait: LEASE + Duration::from_secs(1),
+                spill_path: dir.path().join("redis-spill.log"),
+                spill_max_bytes: 256 << 20,
+            };
+            match RedisStore::connect_writer(url, &options).await {
+                Err(StoreError::Leased(e)) => bail!(
+                    "{e}. footfall bench --redis writes into Redis: give it a spare database, \
+                     such as redis://127.0.0.1:6379/15"
+                ),
+                store => Arc::new(store?),
+            }
+        }
+        None => Arc::new(EmbeddedStore::open(dir.path())?),
+    };
     let config = ServerConfig { trust_proxy: true, ..ServerConfig::default() };
     let site = Site::new(site, "UTC", false)?;
     let state = load_state(store.clone(), config.clone(), &[site]).await?;
@@ -249,6 +313,40 @@ async fn own_server(site: &str) -> Result<OwnServer> {
     Ok(OwnServer { url: format!("http://{addr}"), store, stop, task, _dir: dir })
 }
 
+/// What a `--redis` bench needs beside the server: its names and a connection to measure with.
+struct RedisRun {
+    url: String,
+    /// The URL without its password.
+    shown: String,
+    /// The site this run sends events for: a name of its own, so that its keys can be deleted.
+    site: String,
+    /// The naive design's keys start with this.
+    naive_prefix: String,
+    stats: Stats,
+}
+
+impl RedisRun {
+    async fn start(url: &str, site: &str) -> Result<RedisRun> {
+        let shown = match url.split_once("://") {
+            Some((scheme, rest)) => {
+                format!("{scheme}://{}", rest.rsplit_once('@').map_or(rest, |(_, host)| host))
+            }
+            None => url.to_owned(),
+        };
+        // Random, without a dependency: std seeds each RandomState afresh.
+        let run = std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), 0u8) as u32;
+        let site = Site::new(&format!("{run:08x}.{site}"), "UTC", false)?.domain;
+        let stats = Stats::connect(url, &shown).await?;
+        Ok(RedisRun {
+            url: url.to_owned(),
+            shown,
+            site,
+            naive_prefix: format!("naive:{run:08x}:"),
+            stats,
+        })
+    }
+}
+
 /// Waits until the pipeline has applied everything appended; returns how long that took.
 async fn drain(store: &dyn Store) -> Result<Duration> {
     let started = Instant::now();
@@ -261,7 +359,9 @@ async fn drain(store: &dyn Store) -> Result<Duration> {
     Ok(started.elapsed())
 }
 
-pub async fn run(args: BenchArgs) -> Result<()> {
+/// `redis_url`: with `--redis` (or FOOTFALL_REDIS_URL, or the file), the in-process server
+/// keeps its state there; the lease keeps it away from a Redis a server is serving from.
+pub async fn run(args: BenchArgs, redis_url: Option<&str>) -> Result<()> {
     if args.concurrency == 0 || args.seconds == 0 || args.visitors == 0 {
         bail!("--concurrency, --seconds and --visitors must be at least 1");
     }
@@ -273,68 +373,203 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         Some(b) => vec![b],
         None => vec![50, 1],
     };
+    if redis_url.is_some() && args.url.is_some() {
+        bail!("--redis and --url: give one; --url loads a running server, whatever its store");
+    }
+    let mut redis = match &redis_url {
+        Some(url) => Some(RedisRun::start(url, &args.site).await?),
+        None => None,
+    };
+    let result = measure(&args, &batches, redis.as_mut()).await;
+    if let Some(r) = &mut redis {
+        match r.stats.clean_up(&r.site, &r.naive_prefix).await {
+            Ok(n) => eprintln!("footfall bench: deleted the run's {n} keys from Redis"),
+            Err(e) => eprintln!(
+                "footfall bench: could not delete the run's keys from Redis (ff:{{{}}}:* and \
+                 {}*): {e:#}",
+                r.site, r.naive_prefix
+            ),
+        }
+    }
+    let (reports, drained) = result?;
+
+    if args.json {
+        let drained_s = drained.map(|d| d.as_secs_f64());
+        let mut out =
+            serde_json::json!({ "scenarios": reports, "pipeline_drain_seconds": drained_s });
+        if let Some(r) = &redis {
+            out["redis"] = serde_json::json!({
+                "url": r.shown, "site": r.site, "naive_prefix": r.naive_prefix,
+            });
+        }
+        println!("{out}");
+        return Ok(());
+    }
+    print_table(&reports, redis.is_some());
+    if let Some(d) = drained.filter(|_| redis.is_none()) {
+        println!("pipeline caught up {:.2} s after the load stopped", d.as_secs_f64());
+    }
+    Ok(())
+}
+
+/// Runs every scenario (and with `--redis`, the naive design on each afterwards); returns the
+/// reports and how long the pipeline took to catch up after the last run.
+async fn measure(
+    args: &BenchArgs,
+    batches: &[usize],
+    mut redis: Option<&mut RedisRun>,
+) -> Result<(Vec<Report>, Option<Duration>)> {
+    let site = redis.as_ref().map_or(args.site.as_str(), |r| r.site.as_str()).to_owned();
     let own = match &args.url {
         Some(_) => None,
-        None => Some(own_server(&args.site).await?),
+        None => Some(own_server(&site, redis.as_ref().map(|r| r.url.as_str())).await?),
     };
     let url = args.url.clone().or_else(|| own.as_ref().map(|s| s.url.clone())).expect("a target");
     eprintln!(
-        "footfall bench: {} for {} s per scenario, {} connections, {} visitors{}",
+        "footfall bench: {} for {} s per scenario, {} connections, {} visitors{}{}",
         url,
         args.seconds,
         args.concurrency,
         args.visitors,
-        if own.is_some() { " (server in this process, sharing its cores)" } else { "" }
+        if own.is_some() { " (server in this process, sharing its cores)" } else { "" },
+        match &redis {
+            Some(r) => format!(", on Redis at {} as site {}", r.shown, r.site),
+            None => String::new(),
+        }
     );
 
     let mut reports = Vec::new();
-    for batch in batches {
-        let shots =
-            Arc::new(workload(&args.site, args.visitors, batch, POOL.min(args.max_requests)));
-        let report = run_scenario(&url, shots, &args, batch).await?;
+    let mut drained = None;
+    for &batch in batches {
+        let shots = Arc::new(workload(&site, args.visitors, batch, POOL.min(args.max_requests)));
+        let before = match redis.as_deref_mut() {
+            Some(r) => Some(r.stats.quiet_snapshot().await?),
+            None => None,
+        };
+        let mut report = run_scenario(&url, shots, args, batch).await?;
         if report.requests == 0 {
             bail!(
-                "no request succeeded against {url}: is footfall running there with site {}?",
-                args.site
+                "no request succeeded against {url}: is footfall running there with site {site}?"
             );
+        }
+        if let (Some(r), Some(before), Some(own)) = (redis.as_deref_mut(), &before, &own) {
+            let d = drain(own.store.as_ref()).await?;
+            let after = r.stats.snapshot().await?;
+            report.redis = Some(Cost::new(before, &after, report.events)?);
+            report.pipeline_drain_seconds = Some(d.as_secs_f64());
+            drained = Some(d);
         }
         reports.push(report);
     }
 
-    let mut drained = None;
     if let Some(own) = own {
-        drained = Some(drain(own.store.as_ref()).await?);
+        if redis.is_none() {
+            drained = Some(drain(own.store.as_ref()).await?);
+        }
         let _ = own.stop.send(());
         own.task.await??;
     }
 
-    if args.json {
-        let drained_s = drained.map(|d| d.as_secs_f64());
+    // With the server stopped, nothing else of ours runs on Redis: the naive design's count is
+    // its own.
+    if let Some(r) = redis {
+        for report in &mut reports {
+            eprintln!("footfall bench: the naive design, batch {}", report.batch);
+            let shots = workload(&site, args.visitors, report.batch, POOL.min(args.max_requests));
+            let naive =
+                on_redis::naive(&mut r.stats, Arc::new(shots), args, &r.naive_prefix).await?;
+            if naive.events_per_second > 0.0 {
+                report.footfall_vs_naive = Some(report.events_per_second / naive.events_per_second);
+            }
+            report.naive = Some(naive);
+        }
+    }
+    Ok((reports, drained))
+}
+
+fn print_table(reports: &[Report], redis: bool) {
+    if !redis {
         println!(
-            "{}",
-            serde_json::json!({ "scenarios": reports, "pipeline_drain_seconds": drained_s })
+            "{:>5} {:>9} {:>12} {:>10} {:>9} {:>9} {:>9} {:>7}",
+            "batch", "requests", "events/s", "req/s", "p50 ms", "p99 ms", "max ms", "errors"
         );
-        return Ok(());
+        for r in reports {
+            println!(
+                "{:>5} {:>9} {:>12.0} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>7}",
+                r.batch,
+                r.requests,
+                r.events_per_second,
+                r.requests_per_second,
+                r.p50_ms,
+                r.p99_ms,
+                r.max_ms,
+                r.errors
+            );
+        }
+        return;
     }
     println!(
-        "{:>5} {:>9} {:>12} {:>10} {:>9} {:>9} {:>9} {:>7}",
-        "batch", "requests", "events/s", "req/s", "p50 ms", "p99 ms", "max ms", "errors"
+        "{:<8} {:>5} {:>9} {:>12} {:>10} {:>9} {:>9} {:>9} {:>7} {:>15}",
+        "design",
+        "batch",
+        "requests",
+        "events/s",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "errors",
+        "redis cmd/event"
     );
-    for r in &reports {
+    let row = |design: &str, batch: usize, requests: u64, seconds: f64, events_per_second: f64| {
+        format!(
+            "{design:<8} {batch:>5} {requests:>9} {events_per_second:>12.0} {:>10.0}",
+            requests as f64 / seconds
+        )
+    };
+    for r in reports {
+        let cost = r.redis.as_ref().map_or(f64::NAN, |c| c.commands_per_event);
         println!(
-            "{:>5} {:>9} {:>12.0} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>7}",
-            r.batch,
-            r.requests,
-            r.events_per_second,
-            r.requests_per_second,
+            "{} {:>9.2} {:>9.2} {:>9.2} {:>7} {:>15.3}",
+            row("footfall", r.batch, r.requests, r.seconds, r.events_per_second),
             r.p50_ms,
             r.p99_ms,
             r.max_ms,
-            r.errors
+            r.errors,
+            cost
         );
+        if let Some(n) = &r.naive {
+            println!(
+                "{} {:>9.2} {:>9.2} {:>9.2} {:>7} {:>15.3}",
+                row("naive", r.batch, n.requests, n.seconds, n.events_per_second),
+                n.p50_ms,
+                n.p99_ms,
+                n.max_ms,
+                n.errors,
+                n.redis.commands_per_event
+            );
+        }
     }
-    if let Some(d) = drained {
-        println!("pipeline caught up {:.2} s after the load stopped", d.as_secs_f64());
+    for r in reports {
+        if let Some(ratio) = r.footfall_vs_naive {
+            println!("batch {}: footfall {ratio:.1}x the naive design's events/s", r.batch);
+        }
+        if let Some(cost) = &r.redis {
+            let top: Vec<String> = cost
+                .commandstats
+                .iter()
+                .take(8)
+                .map(|c| format!("{} {:.4}", c.command, c.per_event))
+                .collect();
+            println!(
+                "batch {}: footfall's Redis commands per event: {:.4} = {}",
+                r.batch,
+                cost.commands_per_event,
+                top.join(", ")
+            );
+        }
+        if let Some(d) = r.pipeline_drain_seconds {
+            println!("batch {}: pipeline caught up {d:.2} s after the load stopped", r.batch);
+        }
     }
-    Ok(())
 }

@@ -29,7 +29,7 @@ pub async fn run(command: Command, settings: &Settings) -> Result<()> {
         Command::Site(SiteCommand::List { json }) => site::list(settings, json).await,
         Command::Key(KeyCommand::Create { name }) => key::create(settings, name).await,
         Command::Query(args) => query::run(settings, args).await,
-        Command::Bench(args) => bench::run(args).await,
+        Command::Bench(args) => bench::run(args, settings.redis.as_deref()).await,
     }
 }
 

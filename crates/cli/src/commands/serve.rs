@@ -5,12 +5,15 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use footfall_server::serve::{ServeOptions, load_state, serve};
-use footfall_store::redis::LEASE;
+use footfall_store::redis::{LEASE, WriterOptions};
 use footfall_store::{EmbeddedStore, RedisStore, Store};
 use tokio::signal::unix::{SignalKind, signal};
 
 use super::socket_path;
 use crate::config::Settings;
+
+/// In the data directory: events acknowledged while Redis could not take them.
+const SPILL_FILE: &str = "redis-spill.log";
 
 /// How soon a server on Redis notices a site that a command added or changed.
 const SITES_REFRESH: Duration = Duration::from_secs(2);
@@ -20,8 +23,14 @@ pub async fn run(settings: &Settings) -> Result<()> {
     // must look there for the sites they add.
     let (store, control_socket, sites_refresh): (Arc<dyn Store>, _, _) = match &settings.redis {
         Some(url) => {
-            // A server that was killed holds the lease a little longer; a restart waits it out.
-            let store = RedisStore::connect_writer(url, LEASE + Duration::from_secs(1)).await?;
+            let options = WriterOptions {
+                // A server that was killed holds the lease a little longer; a restart waits it
+                // out.
+                lease_wait: LEASE + Duration::from_secs(1),
+                spill_path: settings.data_dir.join(SPILL_FILE),
+                spill_max_bytes: settings.redis_spill_bytes,
+            };
+            let store = RedisStore::connect_writer(url, &options).await?;
             tracing::info!(redis = store.shown_url(), "state is in Redis");
             (Arc::new(store), None, Some(SITES_REFRESH))
         }
