@@ -195,6 +195,22 @@ impl Server {
         (status, body.to_owned())
     }
 
+    /// Waits until today's aggregate for `live.example` counts its one pageview, and returns
+    /// the answer's body.
+    fn live_pageview_counted(&self) -> String {
+        let params = "site_id=live.example&period=day&metrics=visitors,pageviews";
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (status, body) = self.get(&format!("/api/v1/stats/aggregate?{params}"), None);
+            assert_eq!(status, 200, "{body}");
+            if body.contains(r#""pageviews":{"value":1}"#) {
+                return body;
+            }
+            assert!(Instant::now() < deadline, "the event was not counted: {body}\n{}", self.log());
+            sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Sends SIGTERM and returns whether the server then exited successfully.
     fn terminate(&mut self) -> bool {
         let pid = self.child.id().to_string();
@@ -256,17 +272,7 @@ fn commands_work_with_and_without_a_running_server() {
     let (status, body) = server.post_json("/api/track", event);
     assert_eq!((status, body.as_str()), (202, r#"{"accepted":1,"rejected":[]}"#));
 
-    let params = "site_id=live.example&period=day&metrics=visitors,pageviews";
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let http_body = loop {
-        let (status, body) = server.get(&format!("/api/v1/stats/aggregate?{params}"), None);
-        assert_eq!(status, 200, "{body}");
-        if body.contains(r#""pageviews":{"value":1}"#) {
-            break body;
-        }
-        assert!(Instant::now() < deadline, "the event was not counted: {body}\n{}", server.log());
-        sleep(Duration::from_millis(50));
-    };
+    let http_body = server.live_pageview_counted();
 
     // `query` answers exactly what the HTTP API answers.
     let args = ["--site", "live.example", "--period", "day", "--metrics", "visitors,pageviews"];
@@ -328,20 +334,7 @@ fn commands_work_beside_a_server_on_redis() {
         assert!(Instant::now() < deadline, "the new site was never taken: {}", server.log());
         sleep(Duration::from_millis(100));
     }
-    let params = "site_id=live.example&period=day&metrics=visitors,pageviews";
-    let counted = |server: &Server| {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let (status, body) = server.get(&format!("/api/v1/stats/aggregate?{params}"), None);
-            assert_eq!(status, 200, "{body}");
-            if body.contains(r#""pageviews":{"value":1}"#) {
-                break body;
-            }
-            assert!(Instant::now() < deadline, "not counted: {body}\n{}", server.log());
-            sleep(Duration::from_millis(50));
-        }
-    };
-    let http_body = counted(&server);
+    let http_body = server.live_pageview_counted();
     let args = ["--site", "live.example", "--period", "day", "--metrics", "visitors,pageviews"];
     let json = ws.ok(&[&["query", "aggregate", "--json"], &args[..]].concat());
     assert_eq!(json.trim_end(), http_body);
@@ -351,7 +344,7 @@ fn commands_work_beside_a_server_on_redis() {
     let started = Instant::now();
     let server = Server::start(&ws);
     assert!(started.elapsed() < Duration::from_secs(5), "the restart waited for the lease");
-    assert_eq!(counted(&server), http_body);
+    assert_eq!(server.live_pageview_counted(), http_body);
 }
 
 #[test]

@@ -75,15 +75,23 @@ fn footfall_keys(n: usize) -> [(&'static str, Vec<Hll>); 3] {
     [("add", one_by_one), ("add_all", batched), ("dense", dense)]
 }
 
+/// `SET`s footfall's keys of size `n` built one `way` into Redis; returns their names.
+fn set_all(conn: &mut Connection, way: &str, n: usize, hlls: &[Hll]) -> Vec<String> {
+    let names: Vec<String> = (0..KEYS).map(|k| format!("{way}:{n}:{k}")).collect();
+    for (name, hll) in names.iter().zip(hlls) {
+        set(conn, name, hll);
+    }
+    names
+}
+
 #[test]
 fn footfall_keys_count_the_same_in_redis() {
     let redis = RedisServer::start();
     let mut conn = redis.connect();
     for n in SIZES {
         for (way, hlls) in footfall_keys(n) {
-            let names: Vec<String> = (0..KEYS).map(|k| format!("{way}:{n}:{k}")).collect();
+            let names = set_all(&mut conn, way, n, &hlls);
             for (name, hll) in names.iter().zip(&hlls) {
-                set(&mut conn, name, hll);
                 assert_eq!(pfcount(&mut conn, &[name]), hll.count(), "PFCOUNT {name}");
             }
             assert_eq!(pfcount(&mut conn, &names), count_union(&hlls), "PFCOUNT {names:?}");
@@ -136,10 +144,7 @@ fn pfmerge_of_footfall_keys_matches_footfall() {
     let mut conn = redis.connect();
     for n in SIZES {
         for (way, hlls) in footfall_keys(n) {
-            let names: Vec<String> = (0..KEYS).map(|k| format!("{way}:{n}:{k}")).collect();
-            for (name, hll) in names.iter().zip(&hlls) {
-                set(&mut conn, name, hll);
-            }
+            let names = set_all(&mut conn, way, n, &hlls);
             let union = count_union(&hlls);
 
             let all = format!("union:{way}:{n}");

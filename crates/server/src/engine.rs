@@ -54,18 +54,8 @@ pub async fn run_pipeline(
 ) -> Result<(), StoreError> {
     let store = state.store.clone();
     // A shared store may be away as the server starts: wait for it, collecting meanwhile.
-    let (sessions, mut folded) = loop {
-        let loaded =
-            async { Ok::<_, StoreError>((store.sessions().await?, store.applied_offset().await?)) };
-        match loaded.await {
-            Ok(loaded) => break loaded,
-            Err(e) if *stop.borrow() => return Err(e),
-            Err(e) => {
-                tracing::warn!(error = %e, "loading the pipeline's state failed; retrying in 1 s");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        }
-    };
+    let load = || async { Ok((store.sessions().await?, store.applied_offset().await?)) };
+    let (sessions, mut folded) = retrying("loading the pipeline's state", &stop, load).await?;
     let mut generation = state.sites_generation.load(Ordering::Acquire);
     let mut pipeline = Pipeline::new(state.config.session_timeout_ms, &state.all_sites(), sessions);
     let mut last_evict = Instant::now();
@@ -86,17 +76,9 @@ pub async fn run_pipeline(
         let stopping = loop {
             let room = options.max_batch_events - batch.events as usize;
             let wanted = room.min(FOLD_CHUNK);
-            let events = match store.unapplied(folded, wanted).await {
-                Ok(events) => events,
-                // On the way out, give up: what is left is read again at the next start.
-                Err(e) if *stop.borrow() => return Err(e),
-                Err(e) => {
-                    // A shared store that is down: appends wait in its spill meanwhile.
-                    tracing::warn!(error = %e, "reading the log failed; retrying in 1 s");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    Vec::new()
-                }
-            };
+            // A shared store that is down: appends wait in its spill meanwhile.
+            let read = || store.unapplied(folded, wanted);
+            let events = retrying("reading the log", &stop, read).await?;
             for (offset, event) in &events {
                 pipeline.fold(*offset, event, &mut batch);
                 folded = Some(*offset);
@@ -144,23 +126,33 @@ async fn apply_until_done(
     batch: &WriteBatch,
     stop: &watch::Receiver<bool>,
 ) -> Result<(), StoreError> {
+    let started = Instant::now();
+    retrying("applying a write batch", stop, || store.apply(batch)).await?;
+    metrics::histogram!("footfall_store_apply_seconds").record(started.elapsed().as_secs_f64());
+    metrics::counter!("footfall_events_processed_total").increment(batch.events);
+    if let Some(offset) = batch.offset {
+        metrics::gauge!("footfall_pipeline_applied_offset").set(offset as f64);
+    }
+    Ok(())
+}
+
+/// Runs `op` until it succeeds, backing off while the store fails. On the way out (`stop`), it
+/// gives up instead: what is not done is redone from the log at the next start.
+async fn retrying<T, F>(
+    what: &str,
+    stop: &watch::Receiver<bool>,
+    mut op: impl FnMut() -> F,
+) -> Result<T, StoreError>
+where
+    F: Future<Output = Result<T, StoreError>>,
+{
     let mut backoff = Duration::from_millis(50);
     loop {
-        let started = Instant::now();
-        match store.apply(batch).await {
-            Ok(()) => {
-                metrics::histogram!("footfall_store_apply_seconds")
-                    .record(started.elapsed().as_secs_f64());
-                metrics::counter!("footfall_events_processed_total").increment(batch.events);
-                if let Some(offset) = batch.offset {
-                    metrics::gauge!("footfall_pipeline_applied_offset").set(offset as f64);
-                }
-                return Ok(());
-            }
-            // On the way out, give up: the events stay unapplied in the log for the next start.
+        match op().await {
+            Ok(done) => return Ok(done),
             Err(e) if *stop.borrow() => return Err(e),
             Err(e) => {
-                tracing::warn!(error = %e, retry_in = ?backoff, "applying a write batch failed");
+                tracing::warn!(error = %e, retry_in = ?backoff, "{what} failed");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }

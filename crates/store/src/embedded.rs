@@ -53,7 +53,7 @@ use footfall_core::time::{Bucket, Grain};
 use rustc_hash::{FxHashMap, FxHashSet};
 use tokio::sync::{oneshot, watch};
 
-use crate::tail::Tail;
+use crate::tail::{self, Tail};
 use crate::{ApiKey, Counts, Result, Store, StoreError, keys};
 
 /// How many minutes of minute buckets are kept before the newest one.
@@ -227,9 +227,7 @@ impl Store for EmbeddedStore {
     }
 
     async fn wait_for_append(&self, after: Option<u64>, timeout: Duration) {
-        let mut appended = self.inner.appended.subscribe();
-        // Timing out is an answer too: the caller looks again either way.
-        let _ = tokio::time::timeout(timeout, appended.wait_for(|last| *last > after)).await;
+        tail::wait_for_append(&self.inner.appended, after, timeout).await;
     }
 
     async fn unapplied(&self, after: Option<u64>, limit: usize) -> Result<Vec<(u64, Event)>> {

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod conformance;
 pub mod embedded;
+mod framing;
 pub mod keys;
 pub mod redis;
 mod spill;

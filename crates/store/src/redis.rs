@@ -44,8 +44,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::embedded::MINUTES_KEPT;
+use crate::framing;
 use crate::spill::Spill;
-use crate::tail::Tail;
+use crate::tail::{self, Tail};
 use crate::{ApiKey, Counts, Result, Store, StoreError, keys};
 
 /// How the serving process writes: see [`RedisStore::connect_writer`].
@@ -338,7 +339,7 @@ impl Inner {
         Ok(events)
     }
 
-    /// Queues `EXPIRE`s for the minute buckets of `keys_of_minutes` not yet given one, and
+    /// Queues `EXPIRE`s for the minute-bucket keys of `minute_keys` not yet given one, and
     /// forgets minutes long gone.
     fn expire_minutes(&self, pipe: &mut Pipeline, minute_keys: Vec<(String, i64)>) {
         let mut expiring = self.expiring.lock().unwrap_or_else(PoisonError::into_inner);
@@ -365,20 +366,10 @@ fn parse_run_end(id: &str) -> u64 {
 
 /// The (offset, record) pairs of a stream entry's run.
 fn run_records(run: &[u8]) -> Result<Vec<(u64, &[u8])>> {
-    let corrupt = || StoreError::Corrupt("a log run is truncated".into());
-    let mut out = Vec::new();
-    let mut rest = run;
-    while !rest.is_empty() {
-        let (offset, after) = rest.split_first_chunk::<8>().ok_or_else(corrupt)?;
-        let (len, after) = after.split_first_chunk::<4>().ok_or_else(corrupt)?;
-        let len = u32::from_le_bytes(*len) as usize;
-        if after.len() < len {
-            return Err(corrupt());
-        }
-        out.push((u64::from_be_bytes(*offset), &after[..len]));
-        rest = &after[len..];
+    match framing::read(run) {
+        (records, used) if used == run.len() => Ok(records),
+        _ => Err(StoreError::Corrupt("a log run is truncated".into())),
     }
-    Ok(out)
 }
 
 fn decode_event(record: &[u8], offset: u64) -> Result<Event> {
@@ -438,12 +429,10 @@ impl LogWriter {
             let start = self.next;
             let events: Vec<&Event> = group.iter().flat_map(|r| &r.events).collect();
             let n = events.len() as u64;
-            let written = match spilled {
-                true => match self.drain(&mut con).await {
-                    Ok(()) => self.write(&mut con, start, &events).await,
-                    Err(e) => Err(e),
-                },
-                false => self.write(&mut con, start, &events).await,
+            let drained = if spilled { self.drain(&mut con).await } else { Ok(()) };
+            let written = match drained {
+                Ok(()) => self.write(&mut con, start, &events).await,
+                Err(e) => Err(e),
             };
             let result = match written {
                 Ok(()) => Ok(()),
@@ -625,9 +614,7 @@ struct Run {
 
 impl Run {
     fn push(&mut self, offset: u64, record: &[u8]) {
-        self.bytes.extend_from_slice(&offset.to_be_bytes());
-        self.bytes.extend_from_slice(&(record.len() as u32).to_le_bytes());
-        self.bytes.extend_from_slice(record);
+        framing::push(&mut self.bytes, offset, record);
         self.len += 1;
         self.last = offset;
     }
@@ -685,29 +672,25 @@ impl Store for RedisStore {
     }
 
     async fn wait_for_append(&self, after: Option<u64>, timeout: Duration) {
-        let mut appended = self.inner.appended.subscribe();
-        let _ = tokio::time::timeout(timeout, appended.wait_for(|last| *last > after)).await;
+        tail::wait_for_append(&self.inner.appended, after, timeout).await;
     }
 
     async fn unapplied(&self, after: Option<u64>, limit: usize) -> Result<Vec<(u64, Event)>> {
-        let applied = if self.writer.is_some() {
-            None
-        } else {
-            // Without a writer, the tail knows nothing; Redis knows what is applied.
-            self.inner.applied_offset().await?
-        };
-        let (from, held) = {
-            let mut tail = self.inner.tail.lock().unwrap_or_else(PoisonError::into_inner);
-            if applied.is_some() {
-                tail.applied(applied.unwrap_or(0));
-            }
-            tail.read(after, limit)
-        };
-        match held {
-            Some(events) if self.writer.is_some() => Ok(events),
-            _ if limit == 0 => Ok(Vec::new()),
-            _ => self.inner.read_unapplied(from, limit).await,
+        if limit == 0 {
+            return Ok(Vec::new());
         }
+        let from = if self.writer.is_some() {
+            match self.inner.tail.lock().unwrap_or_else(PoisonError::into_inner).read(after, limit)
+            {
+                (_, Some(events)) => return Ok(events),
+                (from, None) => from,
+            }
+        } else {
+            // Only a writer's tail holds anything; Redis knows what is applied.
+            let applied = self.inner.applied_offset().await?;
+            after.max(applied).map_or(0, |a| a + 1)
+        };
+        self.inner.read_unapplied(from, limit).await
     }
 
     async fn scan_log(&self, site: &str, from_ms: i64, to_ms: i64) -> Result<Vec<Event>> {
@@ -942,14 +925,7 @@ impl Store for RedisStore {
     }
 
     async fn unique_count(&self, site: &str, buckets: &[Bucket], slice: &Slice) -> Result<u64> {
-        let values = match slice {
-            Slice::Total => None,
-            Slice::By(dim, value) => Some((dim, value.to_string())),
-        };
-        match values {
-            None => Ok(self.pfcounts(site, buckets, [Slice::Total]).await?[0]),
-            Some((dim, value)) => Ok(self.unique_counts(site, buckets, dim, &[value]).await?[0]),
-        }
+        Ok(self.pfcounts(site, buckets, [slice.clone()]).await?[0])
     }
 
     async fn unique_counts(

@@ -2,7 +2,7 @@
 //! they arrived: they are acknowledged once written and synced here, and written to the store,
 //! in offset order, when it is back.
 //!
-//! The file is a sequence of records: offset (u64 BE), length (u32 LE), the event's log record.
+//! The file is a sequence of [`framing`] records, each an event's log record.
 //! A record cut short by a crash was never acknowledged (the sync had not returned), so opening
 //! drops it.
 
@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use footfall_core::event::{Event, decode_record, encode_record};
 
-use crate::{Result, StoreError};
+use crate::{Result, StoreError, framing};
 
 pub(crate) struct Spill {
     path: PathBuf,
@@ -42,23 +42,16 @@ impl Spill {
             .map_err(|e| io("cannot open", e))?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes).map_err(|e| io("cannot read", e))?;
-        let mut events = VecDeque::new();
-        let mut rest = bytes.as_slice();
-        while let Some((offset, after)) = rest.split_first_chunk::<8>() {
-            let Some((len, after)) = after.split_first_chunk::<4>() else { break };
-            let len = u32::from_le_bytes(*len) as usize;
-            if after.len() < len {
-                break;
-            }
-            let offset = u64::from_be_bytes(*offset);
-            let event = decode_record(&after[..len]).map_err(|e| {
+        let (records, used) = framing::read(&bytes);
+        let mut events = VecDeque::with_capacity(records.len());
+        for (offset, record) in records {
+            let event = decode_record(record).map_err(|e| {
                 StoreError::Corrupt(format!("{} at offset {offset}: {e}", path.display()))
             })?;
             events.push_back((offset, event));
-            rest = &after[len..];
         }
-        let kept = (bytes.len() - rest.len()) as u64;
-        if !rest.is_empty() {
+        let kept = used as u64;
+        if used < bytes.len() {
             tracing::warn!(
                 path = %path.display(),
                 "dropping a record cut short by a crash at the end of the spill file; it was \
@@ -87,10 +80,7 @@ impl Spill {
     pub(crate) fn push(&mut self, start: u64, events: &[Event]) -> Result<bool> {
         let mut buf = Vec::new();
         for (offset, event) in (start..).zip(events) {
-            let record = encode_record(event);
-            buf.extend_from_slice(&offset.to_be_bytes());
-            buf.extend_from_slice(&(record.len() as u32).to_le_bytes());
-            buf.extend_from_slice(&record);
+            framing::push(&mut buf, offset, &encode_record(event));
         }
         if self.bytes + buf.len() as u64 > self.max_bytes {
             return Ok(false);

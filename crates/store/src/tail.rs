@@ -4,7 +4,10 @@
 
 use std::collections::VecDeque;
 
+use std::time::Duration;
+
 use footfall_core::event::Event;
+use tokio::sync::watch;
 
 /// Most unapplied events kept in memory. The pipeline takes them right after they are appended,
 /// so in normal running few are held; when it falls further behind, the oldest are read back
@@ -134,6 +137,18 @@ impl Tail {
         }
         (from, Some(events))
     }
+}
+
+/// [`Store::wait_for_append`](crate::Store::wait_for_append) on a log writer's watch of its
+/// highest appended offset.
+pub(crate) async fn wait_for_append(
+    appended: &watch::Sender<Option<u64>>,
+    after: Option<u64>,
+    timeout: Duration,
+) {
+    let mut appended = appended.subscribe();
+    // Timing out is an answer too: the caller looks again either way.
+    let _ = tokio::time::timeout(timeout, appended.wait_for(|last| *last > after)).await;
 }
 
 #[cfg(test)]
