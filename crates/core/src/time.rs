@@ -65,6 +65,36 @@ impl Bucket {
         }
     }
 
+    /// Reads back a [`label`](Self::label) of the given grain; `None` if it is not one.
+    pub fn parse_label(grain: Grain, label: &str) -> Option<Bucket> {
+        let (date, time) = match grain {
+            Grain::Day => (label, None),
+            Grain::Hour | Grain::Minute => {
+                let (date, time) = label.split_once('T')?;
+                (date, Some(time))
+            }
+        };
+        if date.len() != 10 {
+            return None;
+        }
+        let days = days_from_civil(date.parse::<Date>().ok()?);
+        let two_digits = |s: &str, max: i64| {
+            let n: i64 =
+                s.parse().ok().filter(|_| s.len() == 2 && s.bytes().all(|b| b.is_ascii_digit()))?;
+            (n < max).then_some(n)
+        };
+        let index = match (grain, time) {
+            (Grain::Day, None) => days,
+            (Grain::Hour, Some(hour)) => days * 24 + two_digits(hour, 24)?,
+            (Grain::Minute, Some(time)) => {
+                let (hour, minute) = time.split_once(':')?;
+                (days * 24 + two_digits(hour, 24)?) * 60 + two_digits(minute, 60)?
+            }
+            _ => return None,
+        };
+        Some(Bucket { grain, index })
+    }
+
     /// The buckets from `self` to `last`, both included.
     pub fn through(self, last: Bucket) -> impl Iterator<Item = Bucket> {
         debug_assert_eq!(self.grain, last.grain);
@@ -256,6 +286,36 @@ mod tests {
         assert_eq!(clock.bucket(ts, Grain::Hour).label(), "2026-11-22T14");
         assert_eq!(clock.bucket(ts, Grain::Minute).label(), "2026-11-22T14:05");
         assert_eq!(clock.start_ms(clock.bucket(ts, Grain::Minute)), 1_795_356_300_000);
+    }
+
+    #[test]
+    fn labels_read_back() {
+        for days in [0, -1, 20_779, -719_468] {
+            for (grain, index) in [
+                (Grain::Day, days),
+                (Grain::Hour, days * 24 + 23),
+                (Grain::Minute, days * 1440 + 61),
+            ] {
+                let bucket = Bucket { grain, index };
+                assert_eq!(Bucket::parse_label(grain, &bucket.label()), Some(bucket), "{bucket:?}");
+            }
+        }
+        assert_eq!(
+            Bucket::parse_label(Grain::Minute, "2026-11-22T14:05"),
+            Some(Bucket { grain: Grain::Minute, index: (20_779 * 24 + 14) * 60 + 5 })
+        );
+        for (grain, bad) in [
+            (Grain::Minute, "2026-11-22T14"),
+            (Grain::Minute, "2026-11-22T14:60"),
+            (Grain::Minute, "2026-11-22T14:+5"),
+            (Grain::Hour, "2026-11-22T24"),
+            (Grain::Hour, "2026-11-22"),
+            (Grain::Day, "2026-11-22T14"),
+            (Grain::Day, "2026-02-30"),
+            (Grain::Day, "x"),
+        ] {
+            assert_eq!(Bucket::parse_label(grain, bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -25,7 +25,7 @@
 use std::fmt::Write;
 
 use footfall_core::batch::{Counter, Dim, RowId, SessionKey, Slice};
-use footfall_core::time::Bucket;
+use footfall_core::time::{Bucket, Grain};
 
 /// Hash: domain → JSON [`Site`](footfall_core::site::Site).
 pub const SITES: &str = "ff:sites";
@@ -107,6 +107,43 @@ pub fn parse_session(key: &str) -> Option<SessionKey> {
     }
     let visitor = u64::from_str_radix(visitor, 16).ok()?;
     Some(SessionKey { site: site.into(), visitor, backfill })
+}
+
+/// What a per-site key (`ff:{SITE}:…`) holds, read from its name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    /// A totals or breakdown hash of counters.
+    Counters,
+    /// A HyperLogLog.
+    Unique,
+    /// A persisted session.
+    Session,
+    /// A backend's own copy of the site's raw log.
+    Log,
+}
+
+/// The site and family of a per-site key; `None` for any other key.
+pub fn family(key: &str) -> Option<(&str, Family)> {
+    let (site, rest) = key.strip_prefix("ff:{")?.split_once("}:")?;
+    let kind = rest.split(':').next()?;
+    let family = match kind {
+        "t" | "b" => Family::Counters,
+        "u" => Family::Unique,
+        "s" | "sb" => Family::Session,
+        "log" => Family::Log,
+        _ => return None,
+    };
+    Some((site, family))
+}
+
+/// The minute of a minute-bucket key (totals, breakdown or unique count), as
+/// [`Bucket::index`]; `None` for any other key.
+pub fn minute_of(key: &str) -> Option<i64> {
+    let (_, rest) = key.strip_prefix("ff:{")?.split_once("}:")?;
+    let (kind, rest) = rest.split_once(':')?;
+    let label = rest.strip_prefix("m:")?.get(..16)?;
+    let minute = ["t", "b", "u"].contains(&kind).then(|| Bucket::parse_label(Grain::Minute, label));
+    Some(minute??.index)
 }
 
 /// The field of [`API_KEYS`] an API key is stored under: its hash in lower-case hex.
@@ -196,6 +233,37 @@ mod tests {
             assert_eq!(parse_session(bad), None, "{bad}");
         }
         assert_eq!(parse_session("ff:{a.com}:s:00000000000000zz"), None);
+    }
+
+    #[test]
+    fn families_and_minutes_are_read_from_key_names() {
+        let row = |bucket, slice| RowId { site: "a.com:8080".into(), bucket, slice };
+        let by = || Slice::By(Dim::Page, "/x:y".into());
+        let session = SessionKey { site: "a.com:8080".into(), visitor: 7, backfill: true };
+        for (key, expected) in [
+            (counter(&row(day(), Slice::Total), Counter::Visits).0, Family::Counters),
+            (counter(&row(minute(), by()), Counter::Visits).0, Family::Counters),
+            (unique_of(&row(hour(), by())), Family::Unique),
+            (self::session(&session), Family::Session),
+            ("ff:{a.com:8080}:log".to_owned(), Family::Log),
+        ] {
+            assert_eq!(family(&key), Some(("a.com:8080", expected)), "{key}");
+        }
+        for other in [SITES, API_KEYS, SALTS, APPLIED, "ff:log:{0}", "ff:{a.com}:x:1", "x"] {
+            assert_eq!(family(other), None, "{other}");
+        }
+
+        let minute_index = minute().index;
+        assert_eq!(minute_of(&totals("a.com", minute())), Some(minute_index));
+        assert_eq!(
+            minute_of(&counter(&row(minute(), by()), Counter::Events).0),
+            Some(minute_index)
+        );
+        assert_eq!(minute_of(&unique_of(&row(minute(), by()))), Some(minute_index));
+        assert_eq!(minute_of(&unique_of(&row(minute(), Slice::Total))), Some(minute_index));
+        assert_eq!(minute_of(&totals("a.com", hour())), None);
+        assert_eq!(minute_of(&unique_of(&row(day(), by()))), None);
+        assert_eq!(minute_of("ff:{a.com}:s:m:2026-11-22T14:05"), None);
     }
 
     #[test]
