@@ -5,17 +5,20 @@
 
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use footfall_core::batch::WriteBatch;
 use footfall_core::event::Event;
+use footfall_core::identity::Salts;
 use footfall_core::pipeline::{DEFAULT_SESSION_TIMEOUT_MS, Pipeline};
 use footfall_core::query::{StatsKind, StatsQuery};
 use footfall_core::site::Site;
 use footfall_server::stats;
 use footfall_store::redis::WriterOptions;
-use footfall_store::{EmbeddedStore, RedisStore, Store};
+use footfall_store::transfer::{Item, Transfer, migrate};
+use footfall_store::{ApiKey, EmbeddedStore, RedisStore, Store};
 use footfall_testkit::RedisServer;
 use serde_json::Value;
 
@@ -137,31 +140,37 @@ fn parse(params: &str) -> HashMap<String, String> {
     map
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn both_backends_answer_every_query_identically() {
+/// The shared access log as events, in time order.
+fn traffic() -> Vec<Event> {
     let text = std::fs::read_to_string(LOG).expect("the shared access log");
     let mut events: Vec<Event> = text.lines().filter_map(event).collect();
     assert!(events.len() > 9_900, "{} of 10,000 lines read", events.len());
     events.sort_by_key(|e| e.ts);
-    let last = events.last().unwrap().ts;
+    events
+}
 
-    let dir = tempfile::tempdir().unwrap();
-    let redis = RedisServer::start();
-    let embedded: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
+fn site() -> Site {
+    Site::new(SITE, "Europe/Berlin", true).unwrap()
+}
+
+async fn embedded(dir: &Path) -> Arc<dyn Store> {
+    Arc::new(EmbeddedStore::open(dir).unwrap())
+}
+
+async fn on_redis(redis: &RedisServer) -> Arc<dyn Store> {
     let options = WriterOptions {
         lease_wait: Duration::ZERO,
-        spill_path: dir.path().join("spill"),
+        spill_path: redis.dir().join("spill"),
         spill_max_bytes: 1 << 20,
     };
-    let on_redis: Arc<dyn Store> =
-        Arc::new(RedisStore::connect_writer(&redis.url(), &options).await.unwrap());
-    let stores = [embedded, on_redis];
+    Arc::new(RedisStore::connect_writer(&redis.url(), &options).await.unwrap())
+}
 
-    // The same batches to both: odd sizes, so sessions straddle them.
-    let site = Site::new(SITE, "Europe/Berlin", true).unwrap();
-    let mut pipeline = Pipeline::new(DEFAULT_SESSION_TIMEOUT_MS, std::slice::from_ref(&site), []);
+/// Appends `events` to every store and applies the same batches to each, in chunks of odd
+/// sizes so that sessions straddle them.
+async fn load(stores: &[Arc<dyn Store>], pipeline: &mut Pipeline, events: &[Event], first: u64) {
     let mut batch = WriteBatch::default();
-    let mut offset = 0;
+    let mut offset = first;
     for chunk in events.chunks(777) {
         batch.clear();
         for e in chunk {
@@ -169,31 +178,52 @@ async fn both_backends_answer_every_query_identically() {
             offset += 1;
         }
         pipeline.finish(&mut batch);
-        for store in &stores {
+        for store in stores {
             store.append(chunk.to_vec()).await.unwrap();
             store.apply(&batch).await.unwrap();
         }
     }
-    // Ten minutes after the last event: live windows have something in them.
-    let now = last + 10 * 60_000;
+}
 
-    let mut answered = 0;
+/// Asks every store every query and asserts that they answer alike; returns the first's
+/// answers.
+async fn same_answers(stores: &[Arc<dyn Store>], now: i64) -> Vec<Value> {
+    let site = site();
+    let mut first = Vec::new();
     for (kind, params) in param_sets() {
         let query =
             StatsQuery::parse(kind, &parse(&params)).unwrap_or_else(|e| panic!("{params}: {e}"));
         let mut answers = Vec::new();
-        for store in &stores {
+        for store in stores {
             let answer = stats::run(store.as_ref(), &site, &query, now).await;
             answers.push(answer.map_err(|e| e.message).unwrap_or_else(|e| panic!("{params}: {e}")));
         }
-        assert_eq!(answers[0], answers[1], "{kind:?} {params}");
-        answered += 1;
+        for (i, answer) in answers.iter().enumerate().skip(1) {
+            assert_eq!(&answers[0], answer, "store {i}: {kind:?} {params}");
+        }
         if params.contains("metrics=visitors") && kind == StatsKind::Aggregate {
             let visitors = &answers[0]["results"]["visitors"]["value"];
             assert!(visitors.as_u64().is_some(), "{params}: {}", answers[0]);
         }
+        first.push(answers.swap_remove(0));
     }
-    assert!(answered >= 100, "{answered} queries");
+    assert!(first.len() >= 100, "{} queries", first.len());
+    first
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_backends_answer_every_query_identically() {
+    let events = traffic();
+    let last = events.last().unwrap().ts;
+    let dir = tempfile::tempdir().unwrap();
+    let redis = RedisServer::start();
+    let stores = [embedded(dir.path()).await, on_redis(&redis).await];
+    let site = site();
+    let mut pipeline = Pipeline::new(DEFAULT_SESSION_TIMEOUT_MS, std::slice::from_ref(&site), []);
+    load(&stores, &mut pipeline, &events, 0).await;
+    // Ten minutes after the last event: live windows have something in them.
+    let now = last + 10 * 60_000;
+    same_answers(&stores, now).await;
 
     // The raw log reads back the same from both, in time order.
     let (from, to) = (events[0].ts, last + 1);
@@ -217,4 +247,142 @@ async fn both_backends_answer_every_query_identically() {
     let pageviews = events.iter().filter(|e| e.is_pageview()).count() as u64;
     assert_eq!(answer["results"]["events"]["value"].as_u64(), Some(events.len() as u64));
     assert_eq!(answer["results"]["pageviews"]["value"].as_u64(), Some(pageviews));
+}
+
+/// Everything a store exports, as (key, field, bytes) in order: a hash's fields one by one, log
+/// events under their offsets.
+async fn state(store: &dyn Transfer) -> Vec<(String, String, Vec<u8>)> {
+    let mut all = Vec::new();
+    let mut chunks = store.export();
+    while let Some(chunk) = chunks.recv().await {
+        for item in chunk.unwrap() {
+            match item {
+                Item::Hash { key, fields } => {
+                    all.extend(fields.into_iter().map(|(f, v)| (key.clone(), f, v)));
+                }
+                Item::Unique { key, hll: value }
+                | Item::Session { key, record: value }
+                | Item::Value { key, value } => all.push((key, String::new(), value)),
+                Item::Logged { site, ts, offset, record } => {
+                    all.push((format!("log {site}"), format!("{ts} {offset}"), record));
+                }
+                Item::Unapplied { offset, record } => {
+                    all.push(("unapplied".into(), offset.to_string(), record));
+                }
+            }
+        }
+    }
+    all.sort();
+    all
+}
+
+/// `footfall migrate` in both directions: the copies answer every query as the originals do,
+/// hold the same log, sessions and configuration, and count the events the originals had not
+/// counted yet, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_migrated_store_answers_as_its_source_did() {
+    let mut events = traffic();
+    let last = events.last().unwrap().ts;
+    let now = last + 10 * 60_000;
+    // The last events are appended but not applied, as when a server stops with a backlog.
+    let pending = events.split_off(events.len() - 500);
+    let dir = tempfile::tempdir().unwrap();
+    let (redis, redis_copy) = (RedisServer::start(), RedisServer::start());
+    let embedded_source = Arc::new(EmbeddedStore::open(&dir.path().join("source")).unwrap());
+    let options = WriterOptions {
+        lease_wait: Duration::ZERO,
+        spill_path: redis.dir().join("spill"),
+        spill_max_bytes: 1 << 20,
+    };
+    let redis_source = Arc::new(RedisStore::connect_writer(&redis.url(), &options).await.unwrap());
+    let sources: [Arc<dyn Store>; 2] = [embedded_source.clone(), redis_source.clone()];
+    let site = site();
+    let mut pipeline = Pipeline::new(DEFAULT_SESSION_TIMEOUT_MS, std::slice::from_ref(&site), []);
+    load(&sources, &mut pipeline, &events, 0).await;
+    let salts = Salts::new(now, [7; 64]);
+    let key = ApiKey { name: "ci".into(), created: now };
+    for store in &sources {
+        store.append(pending.clone()).await.unwrap();
+        store.put_site(&site).await.unwrap();
+        store.put_api_key([9; 32], &key).await.unwrap();
+        store.put_salts(&salts).await.unwrap();
+    }
+
+    // The embedded store into the second Redis, the first Redis into a new directory.
+    let copy_dir = dir.path().join("copy");
+    {
+        let into_redis =
+            RedisStore::connect_exclusive(&redis_copy.url(), Duration::ZERO, None).await.unwrap();
+        let mut reported = 0;
+        let copied =
+            migrate(embedded_source.as_ref(), &into_redis, &mut |n| reported += n).await.unwrap();
+        assert_eq!(copied.unapplied, pending.len() as u64);
+        assert_eq!(copied.logged, events.len() as u64 + pending.len() as u64);
+        assert!(reported > copied.keys + copied.logged, "{reported} {copied:?}");
+        into_redis.close().await.unwrap();
+
+        let into_dir = EmbeddedStore::open(&copy_dir).unwrap();
+        let copied_back = migrate(redis_source.as_ref(), &into_dir, &mut |_| {}).await.unwrap();
+        // Redis keeps minute buckets by TTL, longer than the embedded store does.
+        assert!(copied_back.keys > copied.keys, "{copied_back:?} {copied:?}");
+        assert_eq!((copied_back.logged, copied_back.unapplied), (copied.logged, copied.unapplied));
+
+        // A target that holds data is refused, and left as it was.
+        let again = migrate(redis_source.as_ref(), &into_dir, &mut |_| {}).await.unwrap_err();
+        assert!(again.to_string().contains("already holds footfall data"), "{again}");
+    }
+    let copy_options = WriterOptions { spill_path: redis_copy.dir().join("spill"), ..options };
+    let redis_copy =
+        Arc::new(RedisStore::connect_writer(&redis_copy.url(), &copy_options).await.unwrap());
+    let embedded_copy = Arc::new(EmbeddedStore::open(&copy_dir).unwrap());
+    // Byte for byte.
+    assert_eq!(state(redis_copy.as_ref()).await, state(embedded_source.as_ref()).await);
+    assert_eq!(state(embedded_copy.as_ref()).await, state(redis_source.as_ref()).await);
+    let stores: [Arc<dyn Store>; 4] = [embedded_source, redis_source, redis_copy, embedded_copy];
+
+    // Offsets and all: the copies hold what the originals hold.
+    let mut unapplied = Vec::new();
+    let mut sessions = Vec::new();
+    let mut scanned = Vec::new();
+    for store in &stores {
+        unapplied.push(store.unapplied(None, 10_000).await.unwrap());
+        let mut s = store.sessions().await.unwrap();
+        s.sort_by_key(|(key, _)| (key.visitor, key.backfill));
+        sessions.push(s);
+        scanned.push(store.scan_log(SITE, i64::MIN, i64::MAX).await.unwrap());
+        assert_eq!(store.sites().await.unwrap(), std::slice::from_ref(&site));
+        assert_eq!(store.api_key([9; 32]).await.unwrap(), Some(key.clone()));
+        assert_eq!(store.salts().await.unwrap(), Some(salts.clone()));
+    }
+    let expected: Vec<(u64, Event)> =
+        (events.len() as u64..).zip(pending.iter().cloned()).collect();
+    assert_eq!(unapplied[0], expected);
+    assert!(!sessions[0].is_empty());
+    assert_eq!(scanned[0].len(), events.len() + pending.len());
+    for i in 1..stores.len() {
+        assert_eq!(unapplied[i], unapplied[0], "store {i}");
+        assert_eq!(sessions[i], sessions[0], "store {i}");
+        assert_eq!(scanned[i], scanned[0], "store {i}");
+    }
+    same_answers(&stores, now).await;
+
+    // The backlog is counted on each, once.
+    let mut batch = WriteBatch::default();
+    for (offset, e) in &expected {
+        pipeline.fold(*offset, e, &mut batch);
+    }
+    pipeline.finish(&mut batch);
+    for store in &stores {
+        store.apply(&batch).await.unwrap();
+        assert_eq!(store.unapplied(None, 10).await.unwrap(), []);
+    }
+    let answers = same_answers(&stores, now).await;
+    let total = answers
+        .iter()
+        .find(|a| a["results"]["events"]["value"].as_u64() > Some(9_000))
+        .expect("an aggregate over the whole log");
+    assert_eq!(
+        total["results"]["events"]["value"].as_u64(),
+        Some(expected.len() as u64 + events.len() as u64)
+    );
 }

@@ -56,6 +56,8 @@ use tokio::sync::{oneshot, watch};
 use crate::tail::{self, Tail};
 use crate::{ApiKey, Counts, Result, Store, StoreError, keys};
 
+mod transfer;
+
 /// How many minutes of minute buckets are kept before the newest one.
 pub const MINUTES_KEPT: i64 = 120;
 
@@ -488,24 +490,38 @@ impl Inner {
     /// The events in `unapplied` from offset `from`, at most `limit`. The caller knows that an
     /// event at `from` is unapplied, so the entry holding it is the last one at or before it.
     fn unapplied(&self, from: u64, limit: usize) -> Result<Vec<(u64, Event)>> {
+        let mut events = Vec::new();
+        self.each_unapplied(from, |offset, record| {
+            if events.len() == limit {
+                return Ok(false);
+            }
+            events.push((offset, decode_event(record, offset)?));
+            Ok(true)
+        })?;
+        Ok(events)
+    }
+
+    /// Calls `f(offset, record)` for each event in `unapplied` from offset `from`, in order,
+    /// while it returns `true`.
+    fn each_unapplied(
+        &self,
+        from: u64,
+        mut f: impl FnMut(u64, &[u8]) -> Result<bool>,
+    ) -> Result<()> {
         let first = match self.unapplied.range(..=from.to_be_bytes()).next_back() {
             Some(entry) => decode_offset(&entry.key().map_err(read_err("unapplied"))?)?,
             None => from,
         };
-        let mut events = Vec::new();
         for entry in self.unapplied.range(first.to_be_bytes()..) {
             let (key, value) = entry.into_inner().map_err(read_err("unapplied"))?;
             let start = decode_offset(&key)?;
             for (offset, record) in (start..).zip(run_records(&value, start)?) {
-                if events.len() == limit {
-                    return Ok(events);
-                }
-                if offset >= from {
-                    events.push((offset, decode_event(record, offset)?));
+                if offset >= from && !f(offset, record)? {
+                    return Ok(());
                 }
             }
         }
-        Ok(events)
+        Ok(())
     }
 
     fn scan_log(&self, site: &str, from_ms: i64, to_ms: i64) -> Result<Vec<Event>> {
@@ -847,6 +863,11 @@ fn sortable_ts(ts: i64) -> [u8; 8] {
     ((ts as u64) ^ (1 << 63)).to_be_bytes()
 }
 
+/// The inverse of [`sortable_ts`].
+fn from_sortable_ts(bytes: [u8; 8]) -> i64 {
+    (u64::from_be_bytes(bytes) ^ (1 << 63)) as i64
+}
+
 fn log_key(site: &str, ts: i64, offset: u64) -> Vec<u8> {
     let mut key = Vec::with_capacity(site.len() + 17);
     write_log_key(&mut key, site, ts, offset);
@@ -944,7 +965,7 @@ fn minute_key(index: i64, site: &str) -> Vec<u8> {
 fn decode_minute_key(key: &[u8]) -> Result<(i64, &str)> {
     let corrupt = || StoreError::Corrupt(format!("bad minute index key {}", show_key(key)));
     let (index, site) = key.split_first_chunk::<8>().ok_or_else(corrupt)?;
-    let index = (u64::from_be_bytes(*index) ^ (1 << 63)) as i64;
+    let index = from_sortable_ts(*index);
     Ok((index, std::str::from_utf8(site).map_err(|_| corrupt())?))
 }
 

@@ -23,6 +23,7 @@ pub mod keys;
 pub mod redis;
 mod spill;
 mod tail;
+pub mod transfer;
 
 pub use embedded::EmbeddedStore;
 pub use redis::RedisStore;

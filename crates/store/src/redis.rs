@@ -25,7 +25,7 @@
 //! it landed.
 
 use std::ops::Range;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -48,6 +48,8 @@ use crate::framing;
 use crate::spill::Spill;
 use crate::tail::{self, Tail};
 use crate::{ApiKey, Counts, Result, Store, StoreError, keys};
+
+mod transfer;
 
 /// How the serving process writes: see [`RedisStore::connect_writer`].
 #[derive(Clone, Debug)]
@@ -102,16 +104,17 @@ fn site_log_key(site: &str) -> String {
 /// The Redis backend. See the [module documentation](self).
 pub struct RedisStore {
     inner: Arc<Inner>,
-    /// Present when connected as the writer.
-    writer: Option<Writer>,
+    /// Present when this process holds the lease.
+    lease: Option<Lease>,
 }
 
-struct Writer {
-    queue: mpsc::UnboundedSender<AppendRequest>,
-    tasks: [JoinHandle<()>; 2],
+struct Lease {
+    /// The log writer's queue, when connected as the writer.
+    queue: Option<mpsc::UnboundedSender<AppendRequest>>,
+    tasks: Vec<JoinHandle<()>>,
 }
 
-impl Drop for Writer {
+impl Drop for Lease {
     fn drop(&mut self) {
         for task in &self.tasks {
             task.abort();
@@ -152,7 +155,7 @@ impl RedisStore {
     /// appends.
     pub async fn connect(url: &str) -> Result<RedisStore> {
         let inner = Inner::connect(url).await?;
-        Ok(RedisStore { inner: Arc::new(inner), writer: None })
+        Ok(RedisStore { inner: Arc::new(inner), lease: None })
     }
 
     /// Connects as the one process that appends and applies: takes the lease (see
@@ -164,42 +167,63 @@ impl RedisStore {
     /// ones. The pipeline counts them meanwhile, and its applies wait for Redis.
     pub async fn connect_writer(url: &str, options: &WriterOptions) -> Result<RedisStore> {
         let spill = Spill::open(&options.spill_path, options.spill_max_bytes)?;
+        RedisStore::connect_leased(url, options.lease_wait, Some(spill), true).await
+    }
+
+    /// Connects as the one process that may write, without appending: for a migration, which
+    /// needs the store at rest. Takes the lease as a writer does and, when given the spill of
+    /// the server that wrote here, writes in what it holds first.
+    pub async fn connect_exclusive(
+        url: &str,
+        lease_wait: Duration,
+        spill_path: Option<&Path>,
+    ) -> Result<RedisStore> {
+        let spill = spill_path.map(|path| Spill::open(path, u64::MAX)).transpose()?;
+        RedisStore::connect_leased(url, lease_wait, spill, false).await
+    }
+
+    async fn connect_leased(
+        url: &str,
+        lease_wait: Duration,
+        spill: Option<Spill>,
+        appends: bool,
+    ) -> Result<RedisStore> {
         let mut inner = Inner::connect(url).await?;
-        inner.take_lease(options.lease_wait).await?;
+        inner.take_lease(lease_wait).await?;
         let mut con = inner.con.clone();
-        redis::cmd("SET")
-            .arg(PARTITIONS)
-            .arg(DEFAULT_PARTITIONS)
-            .arg("NX")
-            .query_async::<()>(&mut con)
-            .await
-            .map_err(|e| inner.failed("storing the partition count", e))?;
-        inner.partitions =
-            read_partitions(&mut con).await.map_err(|e| inner.failed("reading", e))?;
+        if appends {
+            inner.partitions = inner.record_partitions().await?;
+        }
         let applied = inner.applied_offset().await?;
         let next: Option<u64> =
             con.get(NEXT).await.map_err(|e| inner.failed("reading the next offset", e))?;
-        let spilled_end = spill.last_offset().map(|last| last + 1);
+        let spilled_end = spill.as_ref().and_then(Spill::last_offset).map(|last| last + 1);
         let next =
             next.unwrap_or(0).max(applied.map_or(0, |a| a + 1)).max(spilled_end.unwrap_or(0));
         *inner.tail.get_mut().unwrap_or_else(PoisonError::into_inner) = Tail::new(next, applied);
         inner.appended.send_replace(next.checked_sub(1));
-        tracing::debug!(redis = %inner.shown, next_offset = next, "connected to Redis as the writer");
+        tracing::debug!(redis = %inner.shown, next_offset = next, "connected to Redis with the lease");
 
         let inner = Arc::new(inner);
-        let (queue, requests) = mpsc::unbounded_channel();
-        let mut log = LogWriter {
-            inner: Arc::clone(&inner),
-            next,
-            trimmed: applied,
-            spill: Arc::new(Mutex::new(spill)),
-            logged_sites: FxHashSet::default(),
-        };
-        // What an earlier process spilled goes to Redis before anything new.
-        log.drain(&mut con).await?;
-        let tasks =
-            [tokio::spawn(log.run(requests)), tokio::spawn(renew_lease(Arc::clone(&inner)))];
-        Ok(RedisStore { inner, writer: Some(Writer { queue, tasks }) })
+        let mut lease = Lease { queue: None, tasks: Vec::new() };
+        if let Some(spill) = spill {
+            let mut log = LogWriter {
+                inner: Arc::clone(&inner),
+                next,
+                trimmed: applied,
+                spill: Arc::new(Mutex::new(spill)),
+                logged_sites: FxHashSet::default(),
+            };
+            // What an earlier process spilled goes to Redis before anything new.
+            log.drain(&mut con).await?;
+            if appends {
+                let (queue, requests) = mpsc::unbounded_channel();
+                lease.queue = Some(queue);
+                lease.tasks.push(tokio::spawn(log.run(requests)));
+            }
+        }
+        lease.tasks.push(tokio::spawn(renew_lease(Arc::clone(&inner))));
+        Ok(RedisStore { inner, lease: Some(lease) })
     }
 
     /// The Redis URL without its password.
@@ -214,7 +238,7 @@ async fn read_partitions(con: &mut ConnectionManager) -> redis::RedisResult<u32>
 }
 
 /// `redis://user:secret@host:port/db` → `redis://host:port/db`.
-fn without_password(url: &str) -> String {
+pub fn without_password(url: &str) -> String {
     match url.split_once("://") {
         Some((scheme, rest)) => {
             let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
@@ -256,6 +280,40 @@ impl Inner {
         })
     }
 
+    /// One `SCAN` step from `cursor`: the keys matching `pattern`, and the cursor to go on
+    /// from (`None` when done).
+    async fn scan(
+        &self,
+        cursor: u64,
+        pattern: &str,
+        what: &str,
+    ) -> Result<(Option<u64>, Vec<String>)> {
+        let mut con = self.con.clone();
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .cursor_arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(&mut con)
+            .await
+            .map_err(|e| self.failed(what, e))?;
+        Ok(((next != 0).then_some(next), keys))
+    }
+
+    /// Stores the partition count, unless one is stored, and returns the one stored.
+    async fn record_partitions(&self) -> Result<u32> {
+        let mut con = self.con.clone();
+        redis::cmd("SET")
+            .arg(PARTITIONS)
+            .arg(DEFAULT_PARTITIONS)
+            .arg("NX")
+            .query_async::<()>(&mut con)
+            .await
+            .map_err(|e| self.failed("storing the partition count", e))?;
+        read_partitions(&mut con).await.map_err(|e| self.failed("reading", e))
+    }
+
     /// A failed Redis call as a [`StoreError`]: the connection's trouble is `Unavailable`, a
     /// refused command (wrong type, out of memory) is `Io`.
     fn failed(&self, what: &str, e: RedisError) -> StoreError {
@@ -284,8 +342,8 @@ impl Inner {
             }
             if tokio::time::Instant::now() >= deadline {
                 return Err(StoreError::Leased(format!(
-                    "another footfall server is serving from Redis at {} (it holds {LOCK}); stop \
-                     it first. Commands such as `site add` work beside it",
+                    "another footfall server, or a migration, holds Redis at {} (key {LOCK}); \
+                     stop it first. Commands such as `site add` work beside a server",
                     self.shown
                 )));
             }
@@ -303,6 +361,16 @@ impl Inner {
     /// up to [`READ_ENTRIES`] runs of each partition, cut where the first partition that may
     /// hold more stops, so that no offset is skipped.
     async fn read_unapplied(&self, from: u64, limit: usize) -> Result<Vec<(u64, Event)>> {
+        self.read_unapplied_as(from, limit, decode_event).await
+    }
+
+    /// [`read_unapplied`](Self::read_unapplied), each record made a `T` by `f`.
+    async fn read_unapplied_as<T>(
+        &self,
+        from: u64,
+        limit: usize,
+        f: impl Fn(&[u8], u64) -> Result<T>,
+    ) -> Result<Vec<(u64, T)>> {
         let mut pipe = redis::pipe();
         for p in 0..self.partitions {
             pipe.cmd("XRANGE")
@@ -328,7 +396,7 @@ impl Inner {
                 })?;
                 for (offset, record) in run_records(run)? {
                     if offset >= from {
-                        events.push((offset, decode_event(record, offset)?));
+                        events.push((offset, f(record, offset)?));
                     }
                 }
             }
@@ -659,7 +727,7 @@ async fn renew_lease(inner: Arc<Inner>) {
 #[async_trait]
 impl Store for RedisStore {
     async fn append(&self, events: Vec<Event>) -> Result<Range<u64>> {
-        let Some(writer) = &self.writer else {
+        let Some(queue) = self.lease.as_ref().and_then(|lease| lease.queue.as_ref()) else {
             return Err(StoreError::Io(
                 "this connection to Redis is for commands; only `footfall serve` appends events"
                     .into(),
@@ -667,7 +735,7 @@ impl Store for RedisStore {
         };
         let gone = || StoreError::Unavailable("the event log writer has stopped".into());
         let (reply, answer) = oneshot::channel();
-        writer.queue.send(AppendRequest { events, reply }).map_err(|_| gone())?;
+        queue.send(AppendRequest { events, reply }).map_err(|_| gone())?;
         answer.await.map_err(|_| gone())?
     }
 
@@ -679,7 +747,7 @@ impl Store for RedisStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let from = if self.writer.is_some() {
+        let from = if self.lease.as_ref().is_some_and(|lease| lease.queue.is_some()) {
             match self.inner.tail.lock().unwrap_or_else(PoisonError::into_inner).read(after, limit)
             {
                 (_, Some(events)) => return Ok(events),
@@ -832,22 +900,11 @@ impl Store for RedisStore {
         let mut con = self.inner.con.clone();
         let mut names = Vec::new();
         for pattern in ["ff:{*}:s:*", "ff:{*}:sb:*"] {
-            let mut cursor = 0u64;
-            loop {
-                let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-                    .cursor_arg(cursor)
-                    .arg("MATCH")
-                    .arg(pattern)
-                    .arg("COUNT")
-                    .arg(1000)
-                    .query_async(&mut con)
-                    .await
-                    .map_err(|e| self.inner.failed("listing sessions", e))?;
+            let mut cursor = Some(0);
+            while let Some(at) = cursor {
+                let batch;
+                (cursor, batch) = self.inner.scan(at, pattern, "listing sessions").await?;
                 names.extend(batch.into_iter().filter_map(|k| Some((keys::parse_session(&k)?, k))));
-                if next == 0 {
-                    break;
-                }
-                cursor = next;
             }
         }
         names.sort_unstable_by(|a, b| a.1.cmp(&b.1));
@@ -1003,8 +1060,8 @@ impl Store for RedisStore {
     }
 
     async fn close(&self) -> Result<()> {
-        if let Some(writer) = &self.writer {
-            for task in &writer.tasks {
+        if let Some(lease) = &self.lease {
+            for task in &lease.tasks {
                 task.abort();
             }
             let mut con = self.inner.con.clone();

@@ -4,12 +4,13 @@
 use std::sync::Arc;
 
 use footfall_core::batch::{Counter, CounterId, Dim, RowId, SessionKey, Slice, WriteBatch};
-use footfall_core::event::Event;
+use footfall_core::event::{Event, encode_record};
 use footfall_core::identity::Salts;
 use footfall_core::site::Site;
 use footfall_core::time::{Bucket, Grain};
 use footfall_store::TAIL_EVENTS;
 use footfall_store::embedded::MINUTES_KEPT;
+use footfall_store::transfer::{Item, Transfer};
 use footfall_store::{Counts, EmbeddedStore, Store, StoreError};
 use tempfile::TempDir;
 
@@ -182,4 +183,47 @@ async fn unapplied_events_beyond_memory_are_read_from_disk() {
     assert_eq!(offsets(&store.unapplied(None, 10).await.unwrap()), [total - 1]);
     assert_eq!(store.append(vec![event(0, "/")]).await.unwrap(), total..total + 1);
     assert_eq!(offsets(&store.unapplied(None, 10).await.unwrap()), [total - 1, total]);
+}
+
+/// An import keeps the offsets it is given, gaps included (Redis skips the offsets of a group
+/// it refused), and a minute bucket it brings in expires as one written here does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_keeps_offsets_with_gaps_and_indexes_minute_buckets() {
+    let dir = TempDir::new().unwrap();
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    let record = |ts| encode_record(&event(ts, &format!("/{ts}")));
+    // Long ago, so that the next apply expires it.
+    let old = Bucket { grain: Grain::Minute, index: 1_000 };
+    let old_totals = footfall_store::keys::totals("a.com", old);
+    let items = vec![
+        Item::Hash { key: old_totals, fields: vec![("pageviews".into(), b"3".to_vec())] },
+        Item::Logged { site: "a.com".into(), ts: 5, offset: 5, record: record(5) },
+        Item::Unapplied { offset: 5, record: record(5) },
+        Item::Unapplied { offset: 6, record: record(6) },
+        Item::Unapplied { offset: 9, record: record(9) },
+        Item::Value { key: footfall_store::keys::APPLIED.into(), value: b"4".to_vec() },
+    ];
+    assert_eq!(store.contents().await.unwrap(), None);
+    store.import(items).await.unwrap();
+    store.finish_import().await.unwrap();
+    assert!(store.contents().await.unwrap().is_some());
+    drop(store);
+
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    assert_eq!(store.applied_offset().await.unwrap(), Some(4));
+    let pending = store.unapplied(None, 10).await.unwrap();
+    let expected = [5, 6, 9].map(|o| (o, event(o as i64, &format!("/{o}"))));
+    assert_eq!(pending, expected);
+    assert_eq!(store.scan_log("a.com", 0, 10).await.unwrap(), [expected[0].1.clone()]);
+    assert_eq!(store.append(vec![event(10, "/10")]).await.unwrap(), 10..11);
+    assert_eq!(
+        store.totals("a.com", &[old]).await.unwrap(),
+        [Counts { pageviews: 3, ..Counts::default() }]
+    );
+
+    let mut batch = WriteBatch::at(Some(10), 4);
+    let now = Bucket { grain: Grain::Minute, index: 1_000 + MINUTES_KEPT + 1 };
+    batch.incr(total(now, Counter::Pageviews), 1);
+    store.apply(&batch).await.unwrap();
+    assert_eq!(store.totals("a.com", &[old]).await.unwrap(), [Counts::default()]);
 }

@@ -6,9 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use footfall_core::batch::{Counter, CounterId, Slice, WriteBatch};
-use footfall_core::event::Event;
+use footfall_core::event::{Event, decode_record};
 use footfall_core::time::{Bucket, Grain};
 use footfall_store::redis::WriterOptions;
+use footfall_store::transfer::{Item, Transfer};
 use footfall_store::{Counts, RedisStore, Store, StoreError};
 use footfall_testkit::RedisServer;
 
@@ -122,4 +123,41 @@ async fn a_new_writer_continues_the_log_where_the_last_left_it() {
         .map(|p| redis.command(&["XLEN", &format!("ff:log:{{{p}}}")]).parse::<usize>().unwrap())
         .sum();
     assert_eq!(entries, 6);
+}
+
+/// A migration out of Redis holds the lease as a server does, so none starts meanwhile, and
+/// first writes into Redis what the last server left in its spill: events it acknowledged
+/// while Redis was down are part of what is copied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_migration_takes_the_lease_and_the_spill_in() {
+    let mut redis = RedisServer::start();
+    let writer = RedisStore::connect_writer(&redis.url(), &options(&redis)).await.unwrap();
+    writer.append(vec![event(1, "/a", 1)]).await.unwrap();
+    redis.kill();
+    let spilled = vec![event(2, "/b", 2), event(3, "/c", 3)];
+    assert_eq!(writer.append(spilled.clone()).await.unwrap(), 1..3);
+    drop(writer);
+    redis.restart(&["--save", "", "--appendonly", "no"]);
+
+    let spill = options(&redis).spill_path;
+    let exclusive =
+        RedisStore::connect_exclusive(&redis.url(), Duration::ZERO, Some(&spill)).await.unwrap();
+    let err = RedisStore::connect_writer(&redis.url(), &options(&redis)).await.err();
+    assert!(matches!(err, Some(StoreError::Leased(_))), "a server started during a migration");
+    let err = exclusive.append(vec![event(4, "/d", 4)]).await.unwrap_err();
+    assert!(err.to_string().contains("only `footfall serve` appends"), "{err}");
+
+    let mut unapplied = Vec::new();
+    let mut chunks = exclusive.export();
+    while let Some(chunk) = chunks.recv().await {
+        for item in chunk.unwrap() {
+            if let Item::Unapplied { offset, record } = item {
+                unapplied.push((offset, decode_record(&record).unwrap()));
+            }
+        }
+    }
+    // The first event went with the Redis that was killed (it kept nothing on disk).
+    assert_eq!(unapplied, [(1, spilled[0].clone()), (2, spilled[1].clone())]);
+    exclusive.close().await.unwrap();
+    RedisStore::connect_writer(&redis.url(), &options(&redis)).await.unwrap();
 }
