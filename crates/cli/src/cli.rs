@@ -59,6 +59,22 @@ pub enum Command {
     Query(QueryArgs),
     /// Load-test the collector over HTTP with generated traffic; report events/s and latency
     Bench(BenchArgs),
+    /// Copy all state (sites, keys, counts, sessions, the event log) from one store into
+    /// another that holds no footfall data: between a data directory and Redis, either way.
+    /// Stop the servers on both first; the source is left as it was
+    Migrate(MigrateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// The store to copy: a data directory, or a Redis URL (redis://HOST:PORT/DB). From Redis,
+    /// what the spill in --data-dir holds is written to Redis first
+    #[arg(long, value_name = "DIR|URL")]
+    pub from: String,
+    /// The store to copy into, which must hold no footfall data: a data directory (created if
+    /// missing) or a Redis URL
+    #[arg(long, value_name = "DIR|URL")]
+    pub to: String,
 }
 
 #[derive(Debug, Args)]

@@ -369,3 +369,53 @@ fn the_environment_overrides_the_file_and_flags_override_both() {
     let err = fails(&list, footfall(cwd, &list, &[("FOOTFALL_LOG", "[[[")]));
     assert!(err.contains("FOOTFALL_LOG: `[[[` is not a log filter"), "{err}");
 }
+
+#[test]
+fn migrate_moves_the_state_between_a_data_directory_and_redis() {
+    let mut ws = Workspace::new();
+    ws.ok(&["site", "add", "example.com"]);
+    ws.ok(&["site", "add", "live.example", "--public"]);
+    let key = assert_is_key(&ws.ok(&["key", "create", "--name", "ci"]));
+    let mut server = Server::start(&ws);
+    let (status, _) = server.post_json(
+        "/api/track",
+        r#"{"site":"live.example","name":"pageview","url":"https://live.example/pricing"}"#,
+    );
+    assert_eq!(status, 202);
+    let counted = server.live_pageview_counted();
+
+    let redis = RedisServer::start();
+    let data = ws.data.to_str().unwrap().to_owned();
+    let into_redis = ["migrate", "--from", &data, "--to", &redis.url()];
+    let err = ws.fails(&into_redis);
+    assert!(err.contains("in use by a running footfall; stop it first"), "{err}");
+    assert!(server.terminate(), "{}", server.log());
+
+    let out = ws.output(&into_redis);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("1 logged events and 0 events not yet counted"), "{said}");
+    let err = ws.fails(&into_redis);
+    assert!(err.contains("already holds footfall data"), "{err}");
+
+    // A server on the copy answers as the original did, and knows its sites and keys.
+    ws.redis = Some(redis);
+    let mut server = Server::start(&ws);
+    assert_eq!(server.live_pageview_counted(), counted);
+    assert_eq!(server.get("/api/v1/stats/aggregate?site_id=example.com", Some(&key)).0, 200);
+    assert!(server.terminate(), "{}", server.log());
+
+    // And back, into a new directory.
+    let url = ws.redis.as_ref().unwrap().url();
+    let back = ws.dir.path().join("back");
+    ws.ok(&["migrate", "--from", &url, "--to", back.to_str().unwrap()]);
+    ws.redis = None;
+    ws.data = back;
+    let args = ["--site", "live.example", "--period", "day", "--metrics", "visitors,pageviews"];
+    let json = ws.ok(&[&["query", "aggregate", "--json"], &args[..]].concat());
+    assert_eq!(json.trim_end(), counted);
+
+    let err = ws.fails(&["migrate", "--from", "nowhere", "--to", "elsewhere"]);
+    assert!(err.contains("nowhere is not a footfall data directory"), "{err}");
+    assert!(!ws.dir.path().join("elsewhere").exists(), "a failed migration created its target");
+}

@@ -3,6 +3,7 @@
 
 mod bench;
 mod key;
+mod migrate;
 mod query;
 mod serve;
 mod site;
@@ -30,8 +31,12 @@ pub async fn run(command: Command, settings: &Settings) -> Result<()> {
         Command::Key(KeyCommand::Create { name }) => key::create(settings, name).await,
         Command::Query(args) => query::run(settings, args).await,
         Command::Bench(args) => bench::run(args, settings.redis.as_deref()).await,
+        Command::Migrate(args) => migrate::run(settings, &args).await,
     }
 }
+
+/// In the data directory: events a server on Redis acknowledged while Redis could not take them.
+const SPILL_FILE: &str = "redis-spill.log";
 
 /// Where a server on `data_dir` answers commands.
 fn socket_path(data_dir: &Path) -> PathBuf {

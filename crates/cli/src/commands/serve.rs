@@ -9,11 +9,8 @@ use footfall_store::redis::{LEASE, WriterOptions};
 use footfall_store::{EmbeddedStore, RedisStore, Store};
 use tokio::signal::unix::{SignalKind, signal};
 
-use super::socket_path;
+use super::{SPILL_FILE, socket_path};
 use crate::config::Settings;
-
-/// In the data directory: events acknowledged while Redis could not take them.
-const SPILL_FILE: &str = "redis-spill.log";
 
 /// How soon a server on Redis notices a site that a command added or changed.
 const SITES_REFRESH: Duration = Duration::from_secs(2);
