@@ -97,6 +97,9 @@ pub async fn migrate(
     let mut chunks = from.export();
     while let Some(chunk) = chunks.recv().await {
         let chunk = chunk?;
+        if chunk.is_empty() {
+            continue;
+        }
         let mut weight = 0;
         for item in &chunk {
             weight += item.weight();

@@ -9,7 +9,7 @@ use footfall_core::batch::{Counter, CounterId, Slice, WriteBatch};
 use footfall_core::event::{Event, decode_record};
 use footfall_core::time::{Bucket, Grain};
 use footfall_store::redis::WriterOptions;
-use footfall_store::transfer::{Item, Transfer};
+use footfall_store::transfer::{Copied, Item, Transfer, migrate};
 use footfall_store::{Counts, RedisStore, Store, StoreError};
 use footfall_testkit::RedisServer;
 
@@ -160,4 +160,17 @@ async fn a_migration_takes_the_lease_and_the_spill_in() {
     assert_eq!(unapplied, [(1, spilled[0].clone()), (2, spilled[1].clone())]);
     exclusive.close().await.unwrap();
     RedisStore::connect_writer(&redis.url(), &options(&redis)).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_store_migrates_as_nothing_either_way() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let on_redis = RedisStore::connect_exclusive(&redis.url(), Duration::ZERO, None).await.unwrap();
+    let embedded = footfall_store::EmbeddedStore::open(dir.path()).unwrap();
+    let none = Copied::default();
+    assert_eq!(migrate(&on_redis, &embedded, &mut |_| {}).await.unwrap(), none);
+    assert_eq!(migrate(&embedded, &on_redis, &mut |_| {}).await.unwrap(), none);
+    assert_eq!(on_redis.contents().await.unwrap(), None);
+    assert_eq!(embedded.contents().await.unwrap(), None);
 }

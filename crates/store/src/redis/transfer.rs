@@ -80,6 +80,9 @@ impl Transfer for RedisStore {
     }
 
     async fn import(&self, items: Vec<Item>) -> Result<()> {
+        if items.is_empty() {
+            return Ok(());
+        }
         let inner = &self.inner;
         let mut pipe = redis::pipe();
         let mut runs: Vec<Run> = (0..inner.partitions).map(|_| Run::default()).collect();
@@ -163,9 +166,15 @@ impl Transfer for RedisStore {
             .flatten()
             .map(|(id, _)| parse_run_end(id))
             .chain(applied.map(|a| a + 1))
-            .max()
-            .unwrap_or(0);
-        con.set::<_, _, ()>(NEXT, next).await.map_err(|e| inner.failed("finishing the import", e))
+            .max();
+        match next {
+            Some(next) => con
+                .set::<_, _, ()>(NEXT, next)
+                .await
+                .map_err(|e| inner.failed("finishing the import", e)),
+            // Nothing was logged; a writer starts at offset 0 without it.
+            None => Ok(()),
+        }
     }
 }
 
