@@ -174,3 +174,122 @@ async fn an_empty_store_migrates_as_nothing_either_way() {
     assert_eq!(on_redis.contents().await.unwrap(), None);
     assert_eq!(embedded.contents().await.unwrap(), None);
 }
+
+/// Where a proxy between the store and Redis cuts the connection of a pipeline holding `EXEC`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Cut {
+    /// After Redis has run it, before its answer reaches the store.
+    AfterExec,
+    /// Before Redis sees it: Redis drops the transaction with the connection.
+    BeforeExec,
+}
+
+/// A TCP proxy to `redis` that cuts the first connection that sends `EXEC` once armed.
+struct Proxy {
+    port: u16,
+    armed: Arc<std::sync::Mutex<Option<Cut>>>,
+}
+
+impl Proxy {
+    async fn start(redis: &RedisServer) -> Proxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let armed = Arc::new(std::sync::Mutex::new(None));
+        let (upstream, trigger) = (redis.port(), Arc::clone(&armed));
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let server = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await.unwrap();
+                tokio::spawn(pump(client, server, Arc::clone(&trigger)));
+            }
+        });
+        Proxy { port, armed }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    fn arm(&self, cut: Cut) {
+        *self.armed.lock().unwrap() = Some(cut);
+    }
+}
+
+async fn pump(
+    client: tokio::net::TcpStream,
+    server: tokio::net::TcpStream,
+    armed: Arc<std::sync::Mutex<Option<Cut>>>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (mut client_rx, mut client_tx) = client.into_split();
+    let (mut server_rx, mut server_tx) = server.into_split();
+    let cut = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let answers = {
+        let cut = Arc::clone(&cut);
+        tokio::spawn(async move {
+            let mut buf = vec![0; 1 << 16];
+            while let Ok(n @ 1..) = server_rx.read(&mut buf).await {
+                if cut.load(std::sync::atomic::Ordering::SeqCst)
+                    || client_tx.write_all(&buf[..n]).await.is_err()
+                {
+                    return;
+                }
+            }
+        })
+    };
+    let mut buf = vec![0; 1 << 16];
+    while let Ok(n @ 1..) = client_rx.read(&mut buf).await {
+        let chunk = &buf[..n];
+        let has_exec = chunk.windows(4).any(|w| w == b"EXEC");
+        let fire = if has_exec { armed.lock().unwrap().take() } else { None };
+        if let Some(how) = fire {
+            cut.store(true, std::sync::atomic::Ordering::SeqCst);
+            if how == Cut::AfterExec {
+                server_tx.write_all(chunk).await.unwrap();
+                // Long enough for Redis to run the transaction.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            break;
+        }
+        if server_tx.write_all(chunk).await.is_err() {
+            break;
+        }
+    }
+    answers.abort();
+}
+
+/// A write batch whose `EXEC` answer is lost is neither applied twice (when Redis ran it) nor
+/// lost (when it did not): the retry first asks Redis which it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_whose_answer_was_lost_is_applied_exactly_once() {
+    for cut in [Cut::AfterExec, Cut::BeforeExec] {
+        let redis = RedisServer::start();
+        let proxy = Proxy::start(&redis).await;
+        let store = RedisStore::connect_writer(&proxy.url(), &options(&redis)).await.unwrap();
+        let events = vec![event(1, "/", 1), event(2, "/", 2), event(3, "/", 3)];
+        assert_eq!(store.append(events).await.unwrap(), 0..3);
+        let mut batch = WriteBatch::at(Some(2), 3);
+        let id = CounterId {
+            site: "a.com".into(),
+            bucket: day(),
+            slice: Slice::Total,
+            counter: Counter::Pageviews,
+        };
+        batch.incr(id, 3);
+
+        proxy.arm(cut);
+        let err = store.apply(&batch).await.unwrap_err();
+        assert!(matches!(err, StoreError::Unavailable(_)), "{err}");
+        let landed = redis.command(&["HGET", "ff:{a.com}:t:d:2026-11-22", "pageviews"]);
+        assert_eq!(landed, if cut == Cut::AfterExec { "3" } else { "" });
+
+        // The pipeline retries the same batch until it succeeds.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while let Err(e) = store.apply(&batch).await {
+            assert!(std::time::Instant::now() < deadline, "the retry never succeeded: {e}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(store.totals("a.com", &[day()]).await.unwrap(), [pageviews(3)]);
+        assert_eq!(store.applied_offset().await.unwrap(), Some(2));
+        assert_eq!(store.unapplied(None, 10).await.unwrap(), []);
+    }
+}
