@@ -271,6 +271,17 @@ impl Inner {
         let mut con = ConnectionManager::new_with_config(client, config)
             .await
             .map_err(|e| StoreError::Unavailable(format!("cannot reach Redis at {shown}: {e}")))?;
+        let info: String = redis::cmd("INFO")
+            .arg("cluster")
+            .query_async(&mut con)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("Redis at {shown}: {e}")))?;
+        if info.lines().any(|line| line.trim() == "cluster_enabled:1") {
+            return Err(StoreError::Io(format!(
+                "Redis at {shown} runs in cluster mode, which footfall does not support yet: \
+                 use a standalone Redis (with or without replicas)"
+            )));
+        }
         let partitions = read_partitions(&mut con)
             .await
             .map_err(|e| StoreError::Unavailable(format!("Redis at {shown}: {e}")))?;
