@@ -17,7 +17,7 @@ use footfall_core::query::{StatsKind, StatsQuery};
 use footfall_core::site::Site;
 use footfall_server::stats;
 use footfall_store::redis::WriterOptions;
-use footfall_store::transfer::{Item, Transfer, migrate};
+use footfall_store::transfer::{Item, Progress, Transfer, migrate};
 use footfall_store::{ApiKey, EmbeddedStore, RedisStore, Store};
 use footfall_testkit::RedisServer;
 use serde_json::Value;
@@ -314,8 +314,13 @@ async fn a_migrated_store_answers_as_its_source_did() {
         let into_redis =
             RedisStore::connect_exclusive(&redis_copy.url(), Duration::ZERO, None).await.unwrap();
         let mut reported = 0;
-        let copied =
-            migrate(embedded_source.as_ref(), &into_redis, &mut |n| reported += n).await.unwrap();
+        let copied = migrate(embedded_source.as_ref(), &into_redis, &mut |p| {
+            if let Progress::Copied(n) = p {
+                reported += n;
+            }
+        })
+        .await
+        .unwrap();
         assert_eq!(copied.unapplied, pending.len() as u64);
         assert_eq!(copied.logged, events.len() as u64 + pending.len() as u64);
         assert!(reported > copied.keys + copied.logged, "{reported} {copied:?}");

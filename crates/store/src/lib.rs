@@ -47,6 +47,9 @@ pub enum StoreError {
     Corrupt(String),
     #[error("the store is unavailable: {0}")]
     Unavailable(String),
+    /// A migration's target already holds data; says what.
+    #[error("it already holds footfall data ({0}); migrate copies into an empty store only")]
+    NotEmpty(String),
 }
 
 /// Summed counters of one slice over one or more buckets.

@@ -639,40 +639,20 @@ impl LogWriter {
         let inner = &self.inner;
         let mut pipe = redis::pipe();
         pipe.atomic();
-        let mut runs: Vec<Run> = (0..inner.partitions).map(|_| Run::default()).collect();
-        let mut members: FxHashMap<&str, Vec<(i64, Vec<u8>)>> = FxHashMap::default();
+        let mut runs = Runs::new(inner.partitions);
+        let mut logs = SiteLogs::default();
         let mut new_sites = Vec::new();
         for (offset, event) in (start..).zip(events) {
             let record = encode_record(event);
-            let p = (event.visitor % u64::from(inner.partitions)) as u32;
-            let run = &mut runs[p as usize];
-            run.push(offset, &record);
-            if run.len == RUN_EVENTS {
-                run.write(&mut pipe, p, offset + 1);
-            }
-            let mut member = Vec::with_capacity(8 + record.len());
-            member.extend_from_slice(&offset.to_be_bytes());
-            member.extend_from_slice(&record);
-            members.entry(&event.site).or_default().push((event.ts, member));
+            runs.push(&mut pipe, offset, event.visitor, &record);
+            logs.push(&*event.site, event.ts, offset, &record);
             if !self.logged_sites.contains(&event.site) {
                 new_sites.push(Arc::clone(&event.site));
             }
         }
         let end = start + events.len() as u64;
-        for (p, run) in runs.iter_mut().enumerate() {
-            if run.len > 0 {
-                let end = run.last + 1;
-                run.write(&mut pipe, p as u32, end);
-            }
-        }
-        for (site, members) in members {
-            let mut zadd = redis::cmd("ZADD");
-            zadd.arg(site_log_key(site));
-            for (ts, member) in members {
-                zadd.arg(ts).arg(member);
-            }
-            pipe.add_command(zadd).ignore();
-        }
+        runs.finish(&mut pipe);
+        logs.write(&mut pipe);
         new_sites.sort_unstable();
         new_sites.dedup();
         if !new_sites.is_empty() {
@@ -701,7 +681,11 @@ impl LogWriter {
     }
 }
 
-/// One stream entry being built: a partition's events of a group.
+/// A group's stream entries being built: a run of each partition's events.
+struct Runs {
+    runs: Vec<Run>,
+}
+
 #[derive(Default)]
 struct Run {
     len: usize,
@@ -709,21 +693,72 @@ struct Run {
     bytes: Vec<u8>,
 }
 
-impl Run {
-    fn push(&mut self, offset: u64, record: &[u8]) {
-        framing::push(&mut self.bytes, offset, record);
-        self.len += 1;
-        self.last = offset;
+impl Runs {
+    fn new(partitions: u32) -> Runs {
+        Runs { runs: (0..partitions).map(|_| Run::default()).collect() }
     }
 
-    fn write(&mut self, pipe: &mut Pipeline, partition: u32, end: u64) {
+    /// Adds an event to its visitor's partition, writing the entry out once it is full.
+    fn push(&mut self, pipe: &mut Pipeline, offset: u64, visitor: u64, record: &[u8]) {
+        let p = (visitor % self.runs.len() as u64) as usize;
+        let run = &mut self.runs[p];
+        framing::push(&mut run.bytes, offset, record);
+        run.len += 1;
+        run.last = offset;
+        if run.len == RUN_EVENTS {
+            Runs::write(pipe, p, run);
+        }
+    }
+
+    /// Writes out the entries not yet written.
+    fn finish(&mut self, pipe: &mut Pipeline) {
+        for (p, run) in self.runs.iter_mut().enumerate() {
+            if run.len > 0 {
+                Runs::write(pipe, p, run);
+            }
+        }
+    }
+
+    /// `XADD`s a run with the ID one past its last offset.
+    fn write(pipe: &mut Pipeline, partition: usize, run: &mut Run) {
         pipe.cmd("XADD")
-            .arg(partition_key(partition))
-            .arg(format!("{end}-0"))
+            .arg(partition_key(partition as u32))
+            .arg(format!("{}-0", run.last + 1))
             .arg("e")
-            .arg(std::mem::take(&mut self.bytes))
+            .arg(std::mem::take(&mut run.bytes))
             .ignore();
-        self.len = 0;
+        run.len = 0;
+    }
+}
+
+/// Events for the sites' sorted-set logs (`ff:{SITE}:log`), gathered for one `ZADD` per site.
+struct SiteLogs<K> {
+    members: FxHashMap<K, Vec<(i64, Vec<u8>)>>,
+}
+
+impl<K> Default for SiteLogs<K> {
+    fn default() -> Self {
+        SiteLogs { members: FxHashMap::default() }
+    }
+}
+
+impl<K: AsRef<str> + std::hash::Hash + Eq> SiteLogs<K> {
+    fn push(&mut self, site: K, ts: i64, offset: u64, record: &[u8]) {
+        let mut member = Vec::with_capacity(8 + record.len());
+        member.extend_from_slice(&offset.to_be_bytes());
+        member.extend_from_slice(record);
+        self.members.entry(site).or_default().push((ts, member));
+    }
+
+    fn write(self, pipe: &mut Pipeline) {
+        for (site, members) in self.members {
+            let mut zadd = redis::cmd("ZADD");
+            zadd.arg(site_log_key(site.as_ref()));
+            for (ts, member) in members {
+                zadd.arg(ts).arg(member);
+            }
+            pipe.add_command(zadd).ignore();
+        }
     }
 }
 

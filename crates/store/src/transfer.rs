@@ -79,19 +79,26 @@ pub struct Copied {
     pub unapplied: u64,
 }
 
-/// Copies everything in `from` into `to`, which must hold no footfall data. `progress` is told
-/// the weight of each chunk once it is imported.
+/// How far a migration has gone, in [`Item::weight`]s.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Progress {
+    /// About how much there is to copy; told once, before anything is.
+    Estimated(u64),
+    /// A chunk of this weight is copied.
+    Copied(u64),
+}
+
+/// Copies everything in `from` into `to`, which must hold no footfall data
+/// ([`StoreError::NotEmpty`] otherwise).
 pub async fn migrate(
     from: &dyn Transfer,
     to: &dyn Transfer,
-    progress: &mut (dyn FnMut(u64) + Send),
+    progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<Copied> {
     if let Some(contents) = to.contents().await? {
-        return Err(StoreError::Io(format!(
-            "the target already holds footfall data ({contents}); migrate copies into an \
-             empty store only"
-        )));
+        return Err(StoreError::NotEmpty(contents));
     }
+    progress(Progress::Estimated(from.estimate().await?));
     let mut copied = Copied::default();
     let mut last_hash: Option<String> = None;
     let mut chunks = from.export();
@@ -116,7 +123,7 @@ pub async fn migrate(
             }
         }
         to.import(chunk).await?;
-        progress(weight);
+        progress(Progress::Copied(weight));
     }
     to.finish_import().await?;
     Ok(copied)

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow, bail};
 use footfall_store::redis::{LEASE, without_password};
-use footfall_store::transfer::{Transfer, migrate};
+use footfall_store::transfer::{Copied, Progress, Transfer, migrate};
 use footfall_store::{EmbeddedStore, RedisStore, StoreError};
 use indicatif::{HumanCount, ProgressBar, ProgressState, ProgressStyle};
 
@@ -106,19 +106,9 @@ pub async fn run(settings: &Settings, args: &MigrateArgs) -> Result<()> {
     Ok(())
 }
 
-async fn copy(
-    from: &dyn Transfer,
-    to: &dyn Transfer,
-    to_shown: &str,
-) -> Result<footfall_store::transfer::Copied> {
-    if let Some(contents) = to.contents().await? {
-        bail!(
-            "{to_shown} already holds footfall data ({contents}); migrate copies into an empty \
-             store only: pick an empty data directory or Redis database, or empty this one"
-        );
-    }
-    // The bar draws only on a terminal.
-    let bar = ProgressBar::new(from.estimate().await?);
+async fn copy(from: &dyn Transfer, to: &dyn Transfer, to_shown: &str) -> Result<Copied> {
+    // The bar draws only on a terminal, once the size is estimated.
+    let bar = ProgressBar::no_length();
     bar.set_style(
         ProgressStyle::with_template(
             "{spinner} copying [{bar:40}] {human_pos}/{human_len} keys and events ({rate}/s, \
@@ -130,22 +120,25 @@ async fn copy(
         })
         .progress_chars("=> "),
     );
-    let copied = migrate(from, to, &mut |n| {
-        bar.inc(n);
-        // The estimate may fall short.
-        if bar.position() > bar.length().unwrap_or(0) {
-            bar.set_length(bar.position());
+    let copied = migrate(from, to, &mut |progress| match progress {
+        Progress::Estimated(n) => bar.set_length(n),
+        Progress::Copied(n) => {
+            bar.inc(n);
+            // The estimate may fall short.
+            if bar.position() > bar.length().unwrap_or(0) {
+                bar.set_length(bar.position());
+            }
         }
     })
     .await;
     bar.finish_and_clear();
     copied.map_err(|e| match e {
-        StoreError::Io(msg) if msg.contains("already holds footfall data") => anyhow!(
-            "{to_shown}: {msg}. Pick an empty data directory or Redis database, or empty this one"
+        StoreError::NotEmpty(_) => anyhow!(
+            "{to_shown}: {e}: pick an empty data directory or Redis database, or empty this one"
         ),
         e => anyhow!(
-            "migrating failed: {e}. The target may hold part of the copy: empty it \
-                      before trying again"
+            "migrating failed: {e}. {to_shown} may hold part of the copy: empty it before trying \
+             again"
         ),
     })
 }

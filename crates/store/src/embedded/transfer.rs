@@ -178,7 +178,6 @@ impl Inner {
     fn import(&self, items: Vec<Item>) -> Result<()> {
         let mut batch = self.db.batch().durability(Some(PersistMode::Buffer));
         let mut run = RunBuilder::default();
-        let mut run_end = None;
         let minute = |batch: &mut fjall::OwnedWriteBatch, key: &str| {
             if let (Some(index), Some((site, _))) = (keys::minute_of(key), keys::family(key)) {
                 batch.insert(&self.minutes, minute_key(index, site), Vec::new());
@@ -207,14 +206,14 @@ impl Inner {
                 }
                 Item::Unapplied { offset, record } => {
                     // A run holds consecutive offsets; a gap (offsets Redis skipped) starts another.
-                    if run_end != Some(offset) || run.len == RUN_EVENTS {
+                    let follows = run.len > 0 && run.start + run.len as u64 == offset;
+                    if !follows || run.len == RUN_EVENTS {
                         if run.len > 0 {
                             run.write(&mut batch, &self.unapplied);
                         }
                         run.reset(offset);
                     }
                     run.push(&record);
-                    run_end = Some(offset + 1);
                 }
             }
         }

@@ -10,8 +10,8 @@ use rustc_hash::FxHashMap;
 use tokio::sync::mpsc;
 
 use super::{
-    BATCH, Inner, LOCK, LOGGED_SITES, MINUTE_TTL_SECONDS, NEXT, PARTITIONS, RUN_EVENTS, RedisStore,
-    Run, parse_run_end, partition_key, site_log_key,
+    BATCH, Inner, LOCK, LOGGED_SITES, MINUTE_TTL_SECONDS, NEXT, PARTITIONS, RedisStore, Runs,
+    SiteLogs, parse_run_end, partition_key, site_log_key,
 };
 use crate::keys::{self, Family};
 use crate::transfer::{self, CHUNK_ITEMS, Chunker, Chunks, Item, Transfer};
@@ -85,8 +85,8 @@ impl Transfer for RedisStore {
         }
         let inner = &self.inner;
         let mut pipe = redis::pipe();
-        let mut runs: Vec<Run> = (0..inner.partitions).map(|_| Run::default()).collect();
-        let mut members: FxHashMap<String, Vec<(i64, Vec<u8>)>> = FxHashMap::default();
+        let mut runs = Runs::new(inner.partitions);
+        let mut logs = SiteLogs::default();
         let expire = |pipe: &mut redis::Pipeline, key: &str| {
             if keys::minute_of(key).is_some() {
                 pipe.cmd("EXPIRE").arg(key).arg(MINUTE_TTL_SECONDS).ignore();
@@ -107,42 +107,21 @@ impl Transfer for RedisStore {
                 Item::Session { key, record: value } | Item::Value { key, value } => {
                     pipe.cmd("SET").arg(key).arg(value).ignore();
                 }
-                Item::Logged { site, ts, offset, record } => {
-                    let mut member = Vec::with_capacity(8 + record.len());
-                    member.extend_from_slice(&offset.to_be_bytes());
-                    member.extend_from_slice(&record);
-                    members.entry(site).or_default().push((ts, member));
-                }
+                Item::Logged { site, ts, offset, record } => logs.push(site, ts, offset, &record),
                 Item::Unapplied { offset, record } => {
                     let event = decode_record(&record).map_err(|e| {
                         StoreError::Corrupt(format!("log record at offset {offset}: {e}"))
                     })?;
-                    let p = (event.visitor % u64::from(inner.partitions)) as u32;
-                    let run = &mut runs[p as usize];
-                    run.push(offset, &record);
-                    if run.len == RUN_EVENTS {
-                        run.write(&mut pipe, p, offset + 1);
-                    }
+                    runs.push(&mut pipe, offset, event.visitor, &record);
                 }
             }
         }
-        for (p, run) in runs.iter_mut().enumerate() {
-            if run.len > 0 {
-                let end = run.last + 1;
-                run.write(&mut pipe, p as u32, end);
-            }
+        runs.finish(&mut pipe);
+        if !logs.members.is_empty() {
+            let sites: Vec<&String> = logs.members.keys().collect();
+            pipe.cmd("SADD").arg(LOGGED_SITES).arg(sites).ignore();
         }
-        if !members.is_empty() {
-            pipe.cmd("SADD").arg(LOGGED_SITES).arg(members.keys().collect::<Vec<_>>()).ignore();
-        }
-        for (site, members) in members {
-            let mut zadd = redis::cmd("ZADD");
-            zadd.arg(site_log_key(&site));
-            for (ts, member) in members {
-                zadd.arg(ts).arg(member);
-            }
-            pipe.add_command(zadd).ignore();
-        }
+        logs.write(&mut pipe);
         let mut con = inner.con.clone();
         pipe.query_async::<()>(&mut con).await.map_err(|e| inner.failed("importing", e))
     }
