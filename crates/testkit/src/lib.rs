@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
+/// The hash slots of a Redis Cluster.
+const SLOTS: usize = 16384;
+
 /// How long a starting redis-server may take to answer PING.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -121,6 +124,93 @@ impl RedisServer {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// A Redis Cluster of three primaries, each a [`RedisServer`] of its own serving a third of
+/// the 16384 slots. Dropping it stops them all.
+pub struct RedisCluster {
+    nodes: Vec<RedisServer>,
+    /// Each node's arguments, to restart it as it was.
+    args: Vec<Vec<String>>,
+}
+
+impl RedisCluster {
+    /// Starts a cluster that keeps nothing on disk.
+    pub fn start() -> RedisCluster {
+        RedisCluster::start_with(&["--save", "", "--appendonly", "no"])
+    }
+
+    /// Starts the three servers with extra configuration arguments (as
+    /// [`RedisServer::start_with`]), gives each its slots, introduces them, and waits until
+    /// every one says the cluster is up.
+    pub fn start_with(args: &[&str]) -> RedisCluster {
+        let mut nodes = Vec::new();
+        let mut buses = Vec::new();
+        let mut all_args = Vec::new();
+        for _ in 0..3 {
+            // Set, because the default (the port + 10000) may be beyond 65535.
+            let bus = free_port().to_string();
+            let cluster = ["--cluster-enabled", "yes", "--cluster-port", &bus];
+            let args: Vec<String> = args.iter().chain(&cluster).map(|&a| a.to_owned()).collect();
+            nodes.push(RedisServer::start_with(
+                &args.iter().map(String::as_str).collect::<Vec<_>>(),
+            ));
+            buses.push(bus);
+            all_args.push(args);
+        }
+        for (i, node) in nodes.iter().enumerate() {
+            let slots: Vec<String> =
+                (i * SLOTS / 3..(i + 1) * SLOTS / 3).map(|slot| slot.to_string()).collect();
+            let words: Vec<&str> = ["CLUSTER", "ADDSLOTS"]
+                .into_iter()
+                .chain(slots.iter().map(String::as_str))
+                .collect();
+            assert_eq!(node.command(&words), "OK", "CLUSTER ADDSLOTS");
+            let port = node.port().to_string();
+            let meet = ["CLUSTER", "MEET", "127.0.0.1", &port, &buses[i]];
+            assert_eq!(nodes[0].command(&meet), "OK", "CLUSTER MEET");
+        }
+        let deadline = Instant::now() + START_TIMEOUT;
+        for node in &nodes {
+            loop {
+                let info = node.command(&["CLUSTER", "INFO"]);
+                if info.contains("cluster_state:ok") && info.contains("cluster_known_nodes:3") {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "the cluster did not come up: {info}");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        RedisCluster { nodes, args: all_args }
+    }
+
+    /// The node serving `key`'s slot.
+    pub fn node_of(&self, key: &str) -> usize {
+        let slot: usize =
+            self.nodes[0].command(&["CLUSTER", "KEYSLOT", key]).parse().expect("slot");
+        let n = self.nodes.len();
+        (0..n).find(|i| slot < (i + 1) * SLOTS / n).expect("a slot below 16384")
+    }
+
+    /// Stops node `i` (SIGKILL), as an outage would.
+    pub fn kill(&mut self, i: usize) {
+        self.nodes[i].kill();
+    }
+
+    /// Starts node `i` again after [`kill`](Self::kill); it rejoins with the slots it had.
+    pub fn restart(&mut self, i: usize) {
+        let args: Vec<&str> = self.args[i].iter().map(String::as_str).collect();
+        self.nodes[i].restart(&args);
+    }
+
+    /// The URL of one node, from which a cluster client learns the others.
+    pub fn url(&self) -> String {
+        self.nodes[0].url()
+    }
+
+    pub fn nodes(&self) -> &[RedisServer] {
+        &self.nodes
     }
 }
 
@@ -235,6 +325,16 @@ mod tests {
         assert_eq!(conn.command(&["STRLEN", "k\0"]), value.len().to_string());
         assert_eq!(redis.command_bytes(&[b"GET", b"k"]), b"", "nil");
         assert_eq!(conn.command(&["NOSUCHCOMMAND"]).split(' ').next(), Some("ERR"));
+    }
+
+    #[test]
+    fn a_cluster_starts_with_every_slot_served() {
+        let cluster = RedisCluster::start();
+        for node in cluster.nodes() {
+            let info = node.command(&["CLUSTER", "INFO"]);
+            assert!(info.contains("cluster_slots_assigned:16384"), "{info}");
+            assert!(info.contains("cluster_size:3"), "{info}");
+        }
     }
 
     #[test]
