@@ -10,7 +10,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use footfall_testkit::RedisServer;
+use footfall_testkit::{RedisCluster, RedisServer};
 
 const BIN: &str = env!("CARGO_BIN_EXE_footfall");
 const UA: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
@@ -45,11 +45,25 @@ fn fails(args: &[&str], out: Output) -> String {
     stderr
 }
 
-/// A temporary directory with a data directory in it, or with a Redis server of its own.
+/// A temporary directory with a data directory in it, or with a Redis of its own.
 struct Workspace {
     dir: tempfile::TempDir,
     data: PathBuf,
-    redis: Option<RedisServer>,
+    redis: Option<Redis>,
+}
+
+enum Redis {
+    Server(RedisServer),
+    Cluster(RedisCluster),
+}
+
+impl Redis {
+    fn url(&self) -> String {
+        match self {
+            Redis::Server(server) => server.url(),
+            Redis::Cluster(cluster) => cluster.url(),
+        }
+    }
 }
 
 impl Workspace {
@@ -60,7 +74,11 @@ impl Workspace {
     }
 
     fn on_redis() -> Workspace {
-        Workspace { redis: Some(RedisServer::start()), ..Workspace::new() }
+        Workspace { redis: Some(Redis::Server(RedisServer::start())), ..Workspace::new() }
+    }
+
+    fn on_cluster() -> Workspace {
+        Workspace { redis: Some(Redis::Cluster(RedisCluster::start())), ..Workspace::new() }
     }
 
     /// Where the state is: `--data-dir DIR` or `--redis URL`.
@@ -305,17 +323,23 @@ fn commands_work_with_and_without_a_running_server() {
     assert!(list.contains("live.example") && list.contains("example.com"), "{list}");
 }
 
-/// On Redis, commands run on Redis itself beside the server, which picks up the sites they add;
-/// a restarted server continues from Redis's state.
+/// On Redis, and on a Redis Cluster given one node's URL, commands run on Redis itself beside
+/// the server, which picks up the sites they add; a restarted server continues from Redis's
+/// state.
 #[test]
 fn commands_work_beside_a_server_on_redis() {
-    let ws = Workspace::on_redis();
+    for ws in [Workspace::on_redis(), Workspace::on_cluster()] {
+        commands_work_beside_a_server(&ws);
+    }
+}
+
+fn commands_work_beside_a_server(ws: &Workspace) {
     ws.ok(&["site", "add", "example.com", "--timezone", "Europe/Berlin"]);
     let key = assert_is_key(&ws.ok(&["key", "create", "--name", "ci"]));
     ws.check_bad_input();
     assert!(!ws.data.exists(), "nothing is written to a data directory");
 
-    let mut server = Server::start(&ws);
+    let mut server = Server::start(ws);
     ws.ok(&["site", "add", "live.example", "--public"]);
     ws.check_bad_input();
     let aggregate = "/api/v1/stats/aggregate?site_id=example.com";
@@ -342,7 +366,7 @@ fn commands_work_beside_a_server_on_redis() {
     // A stopped server gives its lease back, so the next one starts at once, on the same data.
     assert!(server.terminate(), "the server did not exit cleanly:\n{}", server.log());
     let started = Instant::now();
-    let server = Server::start(&ws);
+    let server = Server::start(ws);
     assert!(started.elapsed() < Duration::from_secs(5), "the restart waited for the lease");
     assert_eq!(server.live_pageview_counted(), http_body);
 }
@@ -399,7 +423,7 @@ fn migrate_moves_the_state_between_a_data_directory_and_redis() {
     assert!(err.contains("already holds footfall data"), "{err}");
 
     // A server on the copy answers as the original did, and knows its sites and keys.
-    ws.redis = Some(redis);
+    ws.redis = Some(Redis::Server(redis));
     let mut server = Server::start(&ws);
     assert_eq!(server.live_pageview_counted(), counted);
     assert_eq!(server.get("/api/v1/stats/aggregate?site_id=example.com", Some(&key)).0, 200);

@@ -1,5 +1,5 @@
 //! Backend parity: the same event stream, folded into the same write batches, applied to the
-//! embedded store and to Redis, gives byte-identical answers to every query of the stats API,
+//! embedded store, to Redis and to a Redis Cluster, gives byte-identical answers to every query of the stats API,
 //! unique counts included. The events are real traffic: the 10,000 lines of
 //! `shared/data/access-logs/apache_logs` (Apache-2.0), four days of a public web site.
 
@@ -19,7 +19,7 @@ use footfall_server::stats;
 use footfall_store::redis::WriterOptions;
 use footfall_store::transfer::{Item, Progress, Transfer, migrate};
 use footfall_store::{ApiKey, EmbeddedStore, RedisStore, Store};
-use footfall_testkit::RedisServer;
+use footfall_testkit::{RedisCluster, RedisServer};
 use serde_json::Value;
 
 const SITE: &str = "semicomplete.com";
@@ -158,12 +158,16 @@ async fn embedded(dir: &Path) -> Arc<dyn Store> {
 }
 
 async fn on_redis(redis: &RedisServer) -> Arc<dyn Store> {
+    on_redis_at(&redis.url(), redis.dir()).await
+}
+
+async fn on_redis_at(url: &str, dir: &Path) -> Arc<dyn Store> {
     let options = WriterOptions {
         lease_wait: Duration::ZERO,
-        spill_path: redis.dir().join("spill"),
+        spill_path: dir.join("spill"),
         spill_max_bytes: 1 << 20,
     };
-    Arc::new(RedisStore::connect_writer(&redis.url(), &options).await.unwrap())
+    Arc::new(RedisStore::connect_writer(url, &options).await.unwrap())
 }
 
 /// Appends `events` to every store and applies the same batches to each, in chunks of odd
@@ -212,12 +216,17 @@ async fn same_answers(stores: &[Arc<dyn Store>], now: i64) -> Vec<Value> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn both_backends_answer_every_query_identically() {
+async fn every_backend_answers_every_query_identically() {
     let events = traffic();
     let last = events.last().unwrap().ts;
     let dir = tempfile::tempdir().unwrap();
     let redis = RedisServer::start();
-    let stores = [embedded(dir.path()).await, on_redis(&redis).await];
+    let cluster = RedisCluster::start();
+    let stores = [
+        embedded(dir.path()).await,
+        on_redis(&redis).await,
+        on_redis_at(&cluster.url(), dir.path()).await,
+    ];
     let site = site();
     let mut pipeline = Pipeline::new(DEFAULT_SESSION_TIMEOUT_MS, std::slice::from_ref(&site), []);
     load(&stores, &mut pipeline, &events, 0).await;
@@ -236,6 +245,7 @@ async fn both_backends_answer_every_query_identically() {
     };
     assert_eq!(scanned[0].len(), events.len());
     assert_eq!(scanned[0], scanned[1]);
+    assert_eq!(scanned[0], scanned[2]);
 
     // Sanity: the answers are about the traffic, not empty.
     let all = StatsQuery::parse(

@@ -16,6 +16,7 @@
 //! | `ff:keys`                              | hash          | hex(blake3(secret)) → JSON `ApiKey`  |
 //! | `ff:salts`                             | string        | JSON `Salts`                         |
 //! | `ff:applied`                           | string        | the last applied log offset          |
+//! | `ff:{SITE}:applied`                    | hash          | Redis only: [`site_applied`]         |
 //!
 //! GRAIN is [`Grain::letter`](footfall_core::time::Grain::letter), LABEL is [`Bucket::label`],
 //! DIM is [`Dim::key_name`], COUNTER is [`Counter::name`] and VISITOR is 16 lower-case hex
@@ -35,6 +36,14 @@ pub const API_KEYS: &str = "ff:keys";
 pub const SALTS: &str = "ff:salts";
 /// The highest log offset covered by an applied batch, in decimal.
 pub const APPLIED: &str = "ff:applied";
+
+/// Redis only. Hash of what the write batches have applied to one site: `offset`, the highest
+/// log offset counted for it, and `batch`, the id of the last batch. A batch is applied one
+/// site at a time (one Cluster slot each), then [`APPLIED`] follows; a site ahead of it after a
+/// crash is not counted twice.
+pub fn site_applied(site: &str) -> String {
+    format!("ff:{{{site}}}:applied")
+}
 
 /// `ff:{SITE}:KIND:GRAIN:LABEL`, the start of every per-bucket key.
 fn bucket_key(site: &str, kind: char, bucket: Bucket) -> String {

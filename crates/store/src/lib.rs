@@ -110,6 +110,8 @@ pub struct ApiKey {
 /// folds the events that [`Store::unapplied`] returns, and [`Store::apply`] writes a batch
 /// together with the log offset it covers, atomically, removing those events from the
 /// unapplied set. So an acknowledged event is counted exactly once, whenever the process dies.
+/// A backend may make each site's share of a batch atomic on its own (sites share no state),
+/// provided that [`Store::unapplied`] then leaves out the events of a site whose share landed.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     // --- raw event log -----------------------------------------------------------------------
@@ -133,7 +135,8 @@ pub trait Store: Send + Sync + 'static {
 
     // --- pipeline state ----------------------------------------------------------------------
 
-    /// Applies a batch atomically together with `batch.offset`.
+    /// Applies a batch atomically together with `batch.offset` (see the durability contract).
+    /// After a failure, the caller retries with the same batch until it succeeds.
     async fn apply(&self, batch: &WriteBatch) -> Result<()>;
 
     /// The highest offset covered by an applied batch.

@@ -7,22 +7,26 @@
 //!   partitioned by visitor. Each entry is one run of one group commit's events of that
 //!   partition, field `e`: for each event its offset (u64 BE), record length (u32 LE) and
 //!   record. The entry's ID is `END-0`, END one past the run's last offset, so that the entries
-//!   an apply has covered are those below `APPLIED+2-0`, which the writer trims;
-//! - `ff:log:next`: the next offset to assign; `ff:log:partitions`: how many partitions;
+//!   an apply has covered are those below `APPLIED+2-0`, which the writer trims. The next
+//!   offset to assign is one past the highest END or past `ff:applied`, whichever is higher;
+//! - `ff:log:partitions`: how many partitions;
 //! - `ff:{SITE}:log`: a sorted set of one site's events for scans and rebuilds, scored by
 //!   timestamp, each member the offset (u64 BE) then the record, so that equal timestamps sort
 //!   by offset; `ff:logs`: the set of sites that have one;
-//! - `ff:batch`: the id of the last applied batch; `ff:lock`: the serving process's lease.
+//! - `ff:lock`: the serving process's lease.
 //!
 //! One serving process appends and applies ([`RedisStore::connect_writer`] takes the lease);
 //! commands connect with [`RedisStore::connect`] and read or write configuration beside it.
 //!
-//! Each group commit of the log is one `MULTI`/`EXEC` (its runs, its sorted-set members and the
-//! next offset) and each write batch is one `MULTI`/`EXEC` (summed `HINCRBY`s, one `PFADD` per
-//! unique-count key with all its visitors, sessions, the applied offset), so a crash between
-//! them neither loses nor double-counts. A batch whose `EXEC` answer is lost (the connection
-//! dropped) is not sent again blindly: the next attempt first reads `ff:batch` to see whether
-//! it landed.
+//! Every transaction keeps to one Redis Cluster slot, so the same code serves a single Redis
+//! and a cluster. A group commit writes each partition's runs (one `XADD` each) and only then
+//! the sites' sorted sets, whose members are idempotent: a writer that starts again adds the
+//! streams' events to them once more. A write batch is one `MULTI`/`EXEC` per site (summed
+//! `HINCRBY`s, one `PFADD` per unique-count key with all its visitors, sessions, and the
+//! site's [`keys::site_applied`]), then `ff:applied`; events a site has counted beyond
+//! `ff:applied` (a crash between the sites) are not read back for folding again. A site whose
+//! `EXEC` answer is lost (the connection dropped) is not sent again blindly: the retry first
+//! reads the site's batch id to see whether it landed.
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -31,14 +35,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use footfall_core::batch::{
-    Counter, Dim, SessionKey, SessionRecord, Slice, WriteBatch, unique_element,
+    Counter, Dim, RowDelta, RowId, SessionKey, SessionRecord, Slice, WriteBatch, unique_element,
 };
 use footfall_core::event::{Event, decode_record, encode_record};
 use footfall_core::identity::Salts;
 use footfall_core::site::Site;
 use footfall_core::time::{Bucket, Grain};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{AsyncCommands, Pipeline, RedisError};
+use redis::{AsyncCommands, Cmd, Pipeline, RedisError};
 use rustc_hash::{FxHashMap, FxHashSet};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -49,7 +52,10 @@ use crate::spill::Spill;
 use crate::tail::{self, Tail};
 use crate::{ApiKey, Counts, Result, Store, StoreError, keys};
 
+mod connection;
 mod transfer;
+
+use connection::{Con, Node};
 
 /// How the serving process writes: see [`RedisStore::connect_writer`].
 #[derive(Clone, Debug)]
@@ -66,10 +72,8 @@ pub struct WriterOptions {
 /// Partitions of the unapplied log for a new Redis database; an existing one keeps its own.
 pub const DEFAULT_PARTITIONS: u32 = 4;
 
-const NEXT: &str = "ff:log:next";
 const PARTITIONS: &str = "ff:log:partitions";
 const LOGGED_SITES: &str = "ff:logs";
-const BATCH: &str = "ff:batch";
 const LOCK: &str = "ff:lock";
 
 /// The serving process's lease on the log: renewed every [`LEASE_RENEW`], it lapses
@@ -84,7 +88,8 @@ const RUN_EVENTS: usize = 4096;
 /// runtime.
 const LINGER_BELOW: usize = 128;
 /// Eight turns took batches of one event per request from 0.43 Redis commands per event to
-/// 0.18, for 9 % fewer events/s (`footfall bench --redis … --batch 1`); larger groups skip it.
+/// 0.18, for 9 % fewer events/s (`footfall bench --redis … --batch 1`; 0.12 once the group
+/// commit lost its `MULTI`/`EXEC`); larger groups skip it.
 const LINGER_YIELDS: usize = 8;
 
 /// How often the writer tries to drain the spill while no appends come.
@@ -95,6 +100,9 @@ const DRAIN_EVENTS: usize = 10_000;
 
 /// Stream entries read per partition when the pipeline reads back from Redis.
 const READ_ENTRIES: usize = 64;
+
+/// Events read back per round when a starting writer adds them to the sites' sorted sets.
+const RELOG_PAGE: usize = 10_000;
 
 /// Minute buckets live this long after their first write, as the embedded store keeps them
 /// about [`MINUTES_KEPT`] minutes.
@@ -130,7 +138,7 @@ impl Drop for Lease {
 }
 
 struct Inner {
-    con: ConnectionManager,
+    con: Con,
     /// The URL without its password, for messages.
     shown: String,
     partitions: u32,
@@ -147,8 +155,19 @@ struct Inner {
 #[derive(Default)]
 struct Applying {
     batches: u64,
-    /// The id of a batch whose `EXEC` may or may not have run.
-    unsure: Option<String>,
+    /// A batch not yet wholly applied; the pipeline retries the same batch until it is.
+    pending: Option<Pending>,
+    /// Each site's applied offset, as far as this process has read or written it: no other
+    /// process applies while it holds the lease.
+    offsets: FxHashMap<Arc<str>, Option<u64>>,
+}
+
+struct Pending {
+    id: String,
+    /// Sites whose transaction has landed.
+    done: FxHashSet<Arc<str>>,
+    /// Sites whose transaction may or may not have run (its answer was lost).
+    unsure: Vec<Arc<str>>,
 }
 
 struct AppendRequest {
@@ -197,22 +216,23 @@ impl RedisStore {
     ) -> Result<RedisStore> {
         let mut inner = Inner::connect(url).await?;
         inner.take_lease(lease_wait).await?;
-        let mut con = inner.con.clone();
         if appends {
             inner.partitions = inner.record_partitions().await?;
         }
         let applied = inner.applied_offset().await?;
-        let next: Option<u64> =
-            con.get(NEXT).await.map_err(|e| inner.failed("reading the next offset", e))?;
-        let spilled_end = spill.as_ref().and_then(Spill::last_offset).map(|last| last + 1);
-        let next =
-            next.unwrap_or(0).max(applied.map_or(0, |a| a + 1)).max(spilled_end.unwrap_or(0));
+        let logged = inner.log_ends(applied).await?.into_iter().max().unwrap_or(0);
+        let spilled_end = spill.as_ref().and_then(Spill::last_offset).map_or(0, |last| last + 1);
+        let next = logged.max(spilled_end);
         *inner.tail.get_mut().unwrap_or_else(PoisonError::into_inner) = Tail::new(next, applied);
         inner.appended.send_replace(next.checked_sub(1));
         tracing::debug!(redis = %inner.shown, next_offset = next, "connected to Redis with the lease");
 
         let inner = Arc::new(inner);
-        let mut lease = Lease { queue: None, tasks: Vec::new() };
+        // Renewed from here on: what follows may take longer than the lease.
+        let renew = tokio::spawn(renew_lease(Arc::clone(&inner)));
+        let mut lease = Lease { queue: None, tasks: vec![renew] };
+        // A writer that died between a group's streams and its sorted sets left them short.
+        inner.relog(applied).await?;
         if let Some(spill) = spill {
             let mut log = LogWriter {
                 inner: Arc::clone(&inner),
@@ -222,14 +242,13 @@ impl RedisStore {
                 logged_sites: FxHashSet::default(),
             };
             // What an earlier process spilled goes to Redis before anything new.
-            log.drain(&mut con).await?;
+            log.drain().await?;
             if appends {
                 let (queue, requests) = mpsc::unbounded_channel();
                 lease.queue = Some(queue);
                 lease.tasks.push(tokio::spawn(log.run(requests)));
             }
         }
-        lease.tasks.push(tokio::spawn(renew_lease(Arc::clone(&inner))));
         Ok(RedisStore { inner, lease: Some(lease) })
     }
 
@@ -239,7 +258,7 @@ impl RedisStore {
     }
 }
 
-async fn read_partitions(con: &mut ConnectionManager) -> redis::RedisResult<u32> {
+async fn read_partitions(con: &mut Con) -> redis::RedisResult<u32> {
     let stored: Option<u32> = con.get(PARTITIONS).await?;
     Ok(stored.unwrap_or(DEFAULT_PARTITIONS).max(1))
 }
@@ -258,30 +277,7 @@ pub fn without_password(url: &str) -> String {
 impl Inner {
     async fn connect(url: &str) -> Result<Inner> {
         let shown = without_password(url);
-        let client = redis::Client::open(url).map_err(|e| {
-            StoreError::Unavailable(format!(
-                "`{shown}` is not a Redis URL ({e}); write it as redis://HOST:PORT/DB, or \
-                 redis://:PASSWORD@HOST:PORT/DB"
-            ))
-        })?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(3)))
-            .set_response_timeout(Some(Duration::from_secs(30)))
-            .set_number_of_retries(2);
-        let mut con = ConnectionManager::new_with_config(client, config)
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("cannot reach Redis at {shown}: {e}")))?;
-        let info: String = redis::cmd("INFO")
-            .arg("cluster")
-            .query_async(&mut con)
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("Redis at {shown}: {e}")))?;
-        if info.lines().any(|line| line.trim() == "cluster_enabled:1") {
-            return Err(StoreError::Io(format!(
-                "Redis at {shown} runs in cluster mode, which footfall does not support yet: \
-                 use a standalone Redis (with or without replicas)"
-            )));
-        }
+        let mut con = Con::open(url, &shown).await?;
         let partitions = read_partitions(&mut con)
             .await
             .map_err(|e| StoreError::Unavailable(format!("Redis at {shown}: {e}")))?;
@@ -298,25 +294,80 @@ impl Inner {
         })
     }
 
-    /// One `SCAN` step from `cursor`: the keys matching `pattern`, and the cursor to go on
-    /// from (`None` when done).
-    async fn scan(
+    /// The keys matching `pattern`, page by page: see [`Scan::next`].
+    fn scan<'p>(&self, pattern: &'p str) -> Scan<'p> {
+        Scan { pattern, nodes: None, cursor: 0 }
+    }
+
+    /// [`Con::spread`], its failure said as doing `what`.
+    async fn spread<T: redis::FromRedisValue>(&self, cmds: Vec<Cmd>, what: &str) -> Result<Vec<T>> {
+        self.con.spread(cmds).await.map_err(|e| self.failed(what, e))
+    }
+
+    /// Per partition, the offset its stream holds every event below: one past its last run,
+    /// or past `applied` when that is higher (runs an apply covered are trimmed).
+    async fn log_ends(&self, applied: Option<u64>) -> Result<Vec<u64>> {
+        let lasts = (0..self.partitions)
+            .map(|p| {
+                redis::cmd("XREVRANGE")
+                    .arg(partition_key(p))
+                    .arg("+")
+                    .arg("-")
+                    .arg("COUNT")
+                    .arg(1)
+                    .to_owned()
+            })
+            .collect();
+        let lasts: Vec<Vec<StreamEntry>> = self.spread(lasts, "reading the log's end").await?;
+        let floor = applied.map_or(0, |a| a + 1);
+        Ok(lasts
+            .iter()
+            .map(|last| last.first().map_or(0, |(id, _)| parse_run_end(id)).max(floor))
+            .collect())
+    }
+
+    /// Adds the unapplied events to their sites' sorted sets, where a writer that died after
+    /// writing the streams may have left them out. Adding a member twice changes nothing.
+    async fn relog(&self, applied: Option<u64>) -> Result<()> {
+        let mut from = applied.map_or(0, |a| a + 1);
+        loop {
+            let page = self
+                .read_unapplied_as(from, RELOG_PAGE, |record, event| {
+                    (event.site, event.ts, record.to_vec())
+                })
+                .await?;
+            let Some(&(last, _)) = page.last() else { return Ok(()) };
+            let mut logs = SiteLogs::default();
+            for (offset, (site, ts, record)) in page {
+                logs.push(site, ts, offset, &record);
+            }
+            self.write_site_logs(&logs, true).await?;
+            from = last + 1;
+        }
+    }
+
+    /// Writes events to their sites' sorted sets and, when `add_sites`, the sites to
+    /// [`LOGGED_SITES`].
+    async fn write_site_logs<K: AsRef<str> + std::hash::Hash + Eq>(
         &self,
-        cursor: u64,
-        pattern: &str,
-        what: &str,
-    ) -> Result<(Option<u64>, Vec<String>)> {
-        let mut con = self.con.clone();
-        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-            .cursor_arg(cursor)
-            .arg("MATCH")
-            .arg(pattern)
-            .arg("COUNT")
-            .arg(1000)
-            .query_async(&mut con)
-            .await
-            .map_err(|e| self.failed(what, e))?;
-        Ok(((next != 0).then_some(next), keys))
+        logs: &SiteLogs<K>,
+        add_sites: bool,
+    ) -> Result<()> {
+        let mut cmds = logs.cmds();
+        if add_sites && !cmds.is_empty() {
+            let sites: Vec<&str> = logs.members.keys().map(AsRef::as_ref).collect();
+            cmds.push(redis::cmd("SADD").arg(LOGGED_SITES).arg(sites).to_owned());
+        }
+        self.spread::<redis::Value>(cmds, "adding to the sites' logs").await.map(drop)
+    }
+
+    /// The applied offset of each site ([`keys::site_applied`]), `None` where none is stored.
+    async fn site_offsets(&self, sites: &[Arc<str>]) -> Result<Vec<Option<u64>>> {
+        let cmds = sites
+            .iter()
+            .map(|site| redis::cmd("HGET").arg(keys::site_applied(site)).arg("offset").to_owned())
+            .collect();
+        self.spread(cmds, "reading the sites' applied offsets").await
     }
 
     /// Stores the partition count, unless one is stored, and returns the one stored.
@@ -379,50 +430,71 @@ impl Inner {
     /// up to [`READ_ENTRIES`] runs of each partition, cut where the first partition that may
     /// hold more stops, so that no offset is skipped.
     async fn read_unapplied(&self, from: u64, limit: usize) -> Result<Vec<(u64, Event)>> {
-        self.read_unapplied_as(from, limit, decode_event).await
+        self.read_unapplied_as(from, limit, |_, event| event).await
     }
 
-    /// [`read_unapplied`](Self::read_unapplied), each record made a `T` by `f`.
+    /// [`read_unapplied`](Self::read_unapplied), each record and its event made a `T` by `f`.
     async fn read_unapplied_as<T>(
         &self,
-        from: u64,
+        mut from: u64,
         limit: usize,
-        f: impl Fn(&[u8], u64) -> Result<T>,
+        f: impl Fn(&[u8], Event) -> T,
     ) -> Result<Vec<(u64, T)>> {
-        let mut pipe = redis::pipe();
-        for p in 0..self.partitions {
-            pipe.cmd("XRANGE")
-                .arg(partition_key(p))
-                .arg(format!("{}-0", from + 1))
-                .arg("+")
-                .arg("COUNT")
-                .arg(READ_ENTRIES);
-        }
-        let mut con = self.con.clone();
-        let partitions: Vec<Vec<StreamEntry>> =
-            pipe.query_async(&mut con).await.map_err(|e| self.failed("reading the log", e))?;
-        let mut events = Vec::new();
-        let mut cut = u64::MAX;
-        for entries in partitions {
-            if entries.len() == READ_ENTRIES {
-                let last = entries.last().map_or(0, |(id, _)| parse_run_end(id));
-                cut = cut.min(last.saturating_sub(1));
-            }
-            for (id, fields) in entries {
-                let run = fields.get("e").ok_or_else(|| {
-                    StoreError::Corrupt(format!("log entry {id} has no field `e`"))
-                })?;
-                for (offset, record) in run_records(run)? {
-                    if offset >= from {
-                        events.push((offset, f(record, offset)?));
+        loop {
+            let reads = (0..self.partitions)
+                .map(|p| {
+                    redis::cmd("XRANGE")
+                        .arg(partition_key(p))
+                        .arg(format!("{}-0", from + 1))
+                        .arg("+")
+                        .arg("COUNT")
+                        .arg(READ_ENTRIES)
+                        .to_owned()
+                })
+                .collect();
+            let partitions: Vec<Vec<StreamEntry>> = self.spread(reads, "reading the log").await?;
+            let mut events = Vec::new();
+            let mut cut = u64::MAX;
+            for entries in &partitions {
+                if entries.len() == READ_ENTRIES {
+                    let last = entries.last().map_or(0, |(id, _)| parse_run_end(id));
+                    cut = cut.min(last.saturating_sub(1));
+                }
+                for (id, fields) in entries {
+                    let run = fields.get("e").ok_or_else(|| {
+                        StoreError::Corrupt(format!("log entry {id} has no field `e`"))
+                    })?;
+                    for (offset, record) in run_records(run)? {
+                        if offset >= from && offset <= cut {
+                            events.push((offset, record, decode_event(record, offset)?));
+                        }
                     }
                 }
             }
+            events.sort_unstable_by_key(|(offset, ..)| *offset);
+            let Some(&(last, ..)) = events.last() else { return Ok(Vec::new()) };
+            // A site some of whose events a crashed batch applied has them counted already.
+            let mut sites: Vec<Arc<str>> =
+                events.iter().map(|(.., e)| Arc::clone(&e.site)).collect();
+            sites.sort_unstable();
+            sites.dedup();
+            let offsets = self.site_offsets(&sites).await?;
+            let counted: FxHashMap<Arc<str>, u64> = sites
+                .into_iter()
+                .zip(offsets)
+                .filter_map(|(site, offset)| Some((site, offset?)))
+                .collect();
+            let unapplied: Vec<(u64, T)> = events
+                .into_iter()
+                .filter(|(offset, _, e)| counted.get(&e.site).is_none_or(|c| offset > c))
+                .take(limit)
+                .map(|(offset, record, event)| (offset, f(record, event)))
+                .collect();
+            if !unapplied.is_empty() {
+                return Ok(unapplied);
+            }
+            from = last + 1;
         }
-        events.retain(|(offset, _)| *offset <= cut);
-        events.sort_unstable_by_key(|(offset, _)| *offset);
-        events.truncate(limit);
-        Ok(events)
     }
 
     /// Queues `EXPIRE`s for the minute-bucket keys of `minute_keys` not yet given one, and
@@ -440,6 +512,40 @@ impl Inner {
         if expiring.len() > 100_000 {
             expiring.retain(|_, minute| *minute >= newest - 2);
         }
+    }
+}
+
+/// A `SCAN` over every node: see [`Inner::scan`].
+struct Scan<'p> {
+    pattern: &'p str,
+    /// The nodes left to scan, the one being scanned last; `None` before the first page.
+    nodes: Option<Vec<Node>>,
+    cursor: u64,
+}
+
+impl Scan<'_> {
+    /// The next page of keys (perhaps empty), or `None` once every node is done. As with
+    /// `SCAN`, a key written or deleted meanwhile may or may not be in it.
+    async fn next(&mut self, inner: &Inner, what: &str) -> Result<Option<Vec<String>>> {
+        let nodes = match &mut self.nodes {
+            Some(nodes) => nodes,
+            None => {
+                let mut nodes = inner.con.nodes().await.map_err(|e| inner.failed(what, e))?;
+                nodes.reverse();
+                self.nodes.insert(nodes)
+            }
+        };
+        let Some(node) = nodes.last() else { return Ok(None) };
+        let (next, keys) = inner
+            .con
+            .scan(node, self.cursor, self.pattern)
+            .await
+            .map_err(|e| inner.failed(what, e))?;
+        self.cursor = next;
+        if next == 0 {
+            nodes.pop();
+        }
+        Ok(Some(keys))
     }
 }
 
@@ -492,7 +598,6 @@ struct LogWriter {
 
 impl LogWriter {
     async fn run(mut self, mut requests: mpsc::UnboundedReceiver<AppendRequest>) {
-        let mut con = self.inner.con.clone();
         loop {
             let spilled = !self.spill().is_empty();
             let first = if spilled {
@@ -500,7 +605,7 @@ impl LogWriter {
                     request = requests.recv() => request,
                     () = tokio::time::sleep(DRAIN_RETRY) => {
                         // Quiet: the next failure is logged when a group is spilled.
-                        let _ = self.drain(&mut con).await;
+                        let _ = self.drain().await;
                         continue;
                     }
                 }
@@ -526,9 +631,9 @@ impl LogWriter {
             let start = self.next;
             let events: Vec<&Event> = group.iter().flat_map(|r| &r.events).collect();
             let n = events.len() as u64;
-            let drained = if spilled { self.drain(&mut con).await } else { Ok(()) };
+            let drained = if spilled { self.drain().await } else { Ok(()) };
             let written = match drained {
-                Ok(()) => self.write(&mut con, start, &events).await,
+                Ok(()) => self.write(start, &events, None).await,
                 Err(e) => Err(e),
             };
             let result = match written {
@@ -598,19 +703,21 @@ impl LogWriter {
         }
     }
 
-    /// Writes the spilled events to Redis, in order, skipping those it already has.
-    async fn drain(&mut self, con: &mut ConnectionManager) -> Result<()> {
-        let stored: Option<u64> =
-            con.get(NEXT).await.map_err(|e| self.inner.failed("reading the next offset", e))?;
-        let mut from = stored.unwrap_or(0);
+    /// Writes the spilled events to Redis, in order, skipping those its streams have (a group
+    /// whose partitions were not all written, or events an apply covered since).
+    async fn drain(&mut self) -> Result<()> {
+        if self.spill().is_empty() {
+            return Ok(());
+        }
+        let applied = self.inner.applied_offset().await?;
+        let mut ends = self.inner.log_ends(applied).await?;
         let mut drained = 0;
         loop {
-            let front = self.spill().front(from, DRAIN_EVENTS).map(|(start, events)| {
+            let front = self.spill().front(DRAIN_EVENTS).map(|(start, events)| {
                 (start, events.into_iter().cloned().collect::<Vec<Event>>())
             });
             let Some((start, events)) = front else { break };
-            self.write(con, start, &events.iter().collect::<Vec<_>>()).await?;
-            from = start + events.len() as u64;
+            self.write(start, &events.iter().collect::<Vec<_>>(), Some(&mut ends)).await?;
             drained += events.len();
             let spill = Arc::clone(&self.spill);
             let n = events.len();
@@ -626,62 +733,75 @@ impl LogWriter {
         Ok(())
     }
 
-    /// Writes events at offsets `start..` as one transaction.
+    /// Writes events at offsets `start..`: each partition's runs, then the sites' sorted sets.
+    /// With `ends` (see [`Inner::log_ends`]), events a partition's stream holds are not
+    /// written to it again, and `ends` moves past what is written.
     async fn write(
         &mut self,
-        con: &mut ConnectionManager,
         start: u64,
         events: &[&Event],
+        ends: Option<&mut [u64]>,
     ) -> Result<()> {
         if events.is_empty() {
             return Ok(());
         }
         let inner = &self.inner;
-        let mut pipe = redis::pipe();
-        pipe.atomic();
+        let mut ends = ends;
         let mut runs = Runs::new(inner.partitions);
         let mut logs = SiteLogs::default();
-        let mut new_sites = Vec::new();
         for (offset, event) in (start..).zip(events) {
             let record = encode_record(event);
-            runs.push(&mut pipe, offset, event.visitor, &record);
-            logs.push(&*event.site, event.ts, offset, &record);
-            if !self.logged_sites.contains(&event.site) {
-                new_sites.push(Arc::clone(&event.site));
+            let p = runs.partition(event.visitor);
+            let held = ends.as_deref_mut().is_some_and(|ends| {
+                let held = offset < ends[p];
+                ends[p] = ends[p].max(offset + 1);
+                held
+            });
+            if !held {
+                runs.push(p, offset, &record);
             }
+            logs.push(&*event.site, event.ts, offset, &record);
         }
-        let end = start + events.len() as u64;
-        runs.finish(&mut pipe);
-        logs.write(&mut pipe);
-        new_sites.sort_unstable();
-        new_sites.dedup();
-        if !new_sites.is_empty() {
-            pipe.cmd("SADD")
-                .arg(LOGGED_SITES)
-                .arg(new_sites.iter().map(|s| &**s).collect::<Vec<_>>())
-                .ignore();
-        }
-        pipe.cmd("SET").arg(NEXT).arg(end).ignore();
         // Runs every apply since the last group has covered are dead: entries whose end is at
         // most APPLIED+1.
         let applied = inner.tail.lock().unwrap_or_else(PoisonError::into_inner).applied;
-        if let Some(a) = applied.filter(|_| applied > self.trimmed) {
-            for p in 0..inner.partitions {
+        let trim = applied.filter(|_| applied > self.trimmed);
+        let mut pipes = Vec::new();
+        for (p, xadds) in runs.finish().into_iter().enumerate() {
+            if xadds.is_empty() && trim.is_none() {
+                continue;
+            }
+            let mut pipe = redis::pipe();
+            // A partition's runs land together, so its stream never holds part of a group.
+            if xadds.len() > 1 {
+                pipe.atomic();
+            }
+            for xadd in xadds {
+                pipe.add_command(xadd).ignore();
+            }
+            if let Some(a) = trim {
                 pipe.cmd("XTRIM")
-                    .arg(partition_key(p))
+                    .arg(partition_key(p as u32))
                     .arg("MINID")
                     .arg(format!("{}-0", a + 2))
                     .ignore();
             }
+            pipes.push(pipe);
         }
-        pipe.query_async::<()>(con).await.map_err(|e| inner.failed("appending to the log", e))?;
-        self.trimmed = self.trimmed.max(applied);
-        self.logged_sites.extend(new_sites);
+        for written in inner.con.each(&pipes).await {
+            written.map_err(|e| inner.failed("appending to the log", e))?;
+        }
+        self.trimmed = self.trimmed.max(trim);
+        let new_sites = logs.members.keys().any(|site| !self.logged_sites.contains(*site));
+        inner.write_site_logs(&logs, new_sites).await?;
+        if new_sites {
+            self.logged_sites.extend(logs.members.into_keys().map(Arc::from));
+        }
         Ok(())
     }
 }
 
-/// A group's stream entries being built: a run of each partition's events.
+/// A group's stream entries being built: runs of each partition's events.
 struct Runs {
     runs: Vec<Run>,
 }
@@ -691,6 +811,8 @@ struct Run {
     len: usize,
     last: u64,
     bytes: Vec<u8>,
+    /// The `XADD`s of the runs already full.
+    xadds: Vec<Cmd>,
 }
 
 impl Runs {
@@ -698,36 +820,44 @@ impl Runs {
         Runs { runs: (0..partitions).map(|_| Run::default()).collect() }
     }
 
-    /// Adds an event to its visitor's partition, writing the entry out once it is full.
-    fn push(&mut self, pipe: &mut Pipeline, offset: u64, visitor: u64, record: &[u8]) {
-        let p = (visitor % self.runs.len() as u64) as usize;
+    /// The partition of a visitor's events.
+    fn partition(&self, visitor: u64) -> usize {
+        (visitor % self.runs.len() as u64) as usize
+    }
+
+    /// Adds an event to partition `p`, closing the run once it is full.
+    fn push(&mut self, p: usize, offset: u64, record: &[u8]) {
         let run = &mut self.runs[p];
         framing::push(&mut run.bytes, offset, record);
         run.len += 1;
         run.last = offset;
         if run.len == RUN_EVENTS {
-            Runs::write(pipe, p, run);
+            run.close(p);
         }
     }
 
-    /// Writes out the entries not yet written.
-    fn finish(&mut self, pipe: &mut Pipeline) {
-        for (p, run) in self.runs.iter_mut().enumerate() {
+    /// Each partition's `XADD`s, in order.
+    fn finish(self) -> Vec<Vec<Cmd>> {
+        let mut runs = self.runs;
+        for (p, run) in runs.iter_mut().enumerate() {
             if run.len > 0 {
-                Runs::write(pipe, p, run);
+                run.close(p);
             }
         }
+        runs.into_iter().map(|run| run.xadds).collect()
     }
+}
 
-    /// `XADD`s a run with the ID one past its last offset.
-    fn write(pipe: &mut Pipeline, partition: usize, run: &mut Run) {
-        pipe.cmd("XADD")
-            .arg(partition_key(partition as u32))
-            .arg(format!("{}-0", run.last + 1))
+impl Run {
+    /// The `XADD` of the run, with the ID one past its last offset.
+    fn close(&mut self, partition: usize) {
+        let mut xadd = redis::cmd("XADD");
+        xadd.arg(partition_key(partition as u32))
+            .arg(format!("{}-0", self.last + 1))
             .arg("e")
-            .arg(std::mem::take(&mut run.bytes))
-            .ignore();
-        run.len = 0;
+            .arg(std::mem::take(&mut self.bytes));
+        self.xadds.push(xadd);
+        self.len = 0;
     }
 }
 
@@ -750,15 +880,17 @@ impl<K: AsRef<str> + std::hash::Hash + Eq> SiteLogs<K> {
         self.members.entry(site).or_default().push((ts, member));
     }
 
-    fn write(self, pipe: &mut Pipeline) {
-        for (site, members) in self.members {
+    /// One `ZADD` per site.
+    fn cmds(&self) -> Vec<Cmd> {
+        let zadd = |(site, members): (&K, &Vec<(i64, Vec<u8>)>)| {
             let mut zadd = redis::cmd("ZADD");
             zadd.arg(site_log_key(site.as_ref()));
             for (ts, member) in members {
                 zadd.arg(ts).arg(member);
             }
-            pipe.add_command(zadd).ignore();
-        }
+            zadd
+        };
+        self.members.iter().map(zadd).collect()
     }
 }
 
@@ -857,103 +989,105 @@ impl Store for RedisStore {
         if sites.is_empty() {
             return Ok(0);
         }
-        let mut pipe = redis::pipe();
-        for site in &sites {
-            pipe.cmd("ZREMRANGEBYSCORE")
-                .arg(site_log_key(site))
-                .arg("-inf")
-                .arg(score(before_ms, true));
-        }
-        let deleted: Vec<u64> = pipe
-            .query_async(&mut con)
-            .await
-            .map_err(|e| self.inner.failed("trimming the log", e))?;
+        let trims = sites
+            .iter()
+            .map(|site| {
+                redis::cmd("ZREMRANGEBYSCORE")
+                    .arg(site_log_key(site))
+                    .arg("-inf")
+                    .arg(score(before_ms, true))
+                    .to_owned()
+            })
+            .collect();
+        let deleted: Vec<u64> = self.inner.spread(trims, "trimming the log").await?;
         Ok(deleted.iter().sum())
     }
 
     async fn apply(&self, batch: &WriteBatch) -> Result<()> {
         let inner = &self.inner;
         let mut applying = inner.applying.lock().await;
-        let mut con = inner.con.clone();
-        if let Some(unsure) = applying.unsure.take() {
-            let last: Option<String> = match con.get(BATCH).await {
-                Ok(last) => last,
+        let applying = &mut *applying;
+        let mut pending = match applying.pending.take() {
+            Some(pending) => pending,
+            None => {
+                applying.batches += 1;
+                let id = format!("{}:{}", inner.token, applying.batches);
+                Pending { id, done: FxHashSet::default(), unsure: Vec::new() }
+            }
+        };
+        if !pending.unsure.is_empty() {
+            let ask = pending
+                .unsure
+                .iter()
+                .map(|site| {
+                    redis::cmd("HGET").arg(keys::site_applied(site)).arg("batch").to_owned()
+                })
+                .collect();
+            let ids: Vec<Option<String>> = match inner.spread(ask, "checking the last batch").await
+            {
+                Ok(ids) => ids,
                 Err(e) => {
-                    applying.unsure = Some(unsure);
-                    return Err(inner.failed("checking the last batch", e));
+                    applying.pending = Some(pending);
+                    return Err(e);
                 }
             };
-            if last.as_deref() == Some(unsure.as_str()) {
-                tracing::info!("the write batch whose answer was lost had been applied");
-                self.applied(batch.offset);
-                return Ok(());
+            for (site, id) in std::mem::take(&mut pending.unsure).into_iter().zip(ids) {
+                if id.as_deref() == Some(pending.id.as_str()) {
+                    tracing::info!(%site, "the write batch whose answer was lost had been applied");
+                    let known = applying.offsets.get(&site).copied().flatten();
+                    applying.offsets.insert(Arc::clone(&site), known.max(batch.offset));
+                    pending.done.insert(site);
+                }
             }
         }
-        applying.batches += 1;
-        let id = format!("{}:{}", inner.token, applying.batches);
 
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        let mut minutes = Vec::new();
-        for (row, delta) in batch.rows() {
-            for (counter, d) in delta.counters() {
-                let (hash, field) = keys::counter(row, counter);
-                if row.bucket.grain == Grain::Minute {
-                    minutes.push((hash.clone(), row.bucket.index));
-                }
-                pipe.cmd("HINCRBY").arg(hash).arg(field).arg(d).ignore();
-            }
-            if !delta.visitors.is_empty() {
-                let key = keys::unique_of(row);
-                let mut pfadd = redis::cmd("PFADD");
-                pfadd.arg(&key);
-                for &v in &delta.visitors {
-                    pfadd.arg(&unique_element(v)[..]);
-                }
-                pipe.add_command(pfadd).ignore();
-                if row.bucket.grain == Grain::Minute {
-                    minutes.push((key, row.bucket.index));
+        let sites = batch_sites(batch, &pending.done);
+        let unknown: Vec<Arc<str>> =
+            sites.keys().filter(|&site| !applying.offsets.contains_key(site)).cloned().collect();
+        if !unknown.is_empty() {
+            match inner.site_offsets(&unknown).await {
+                Ok(offsets) => applying.offsets.extend(unknown.into_iter().zip(offsets)),
+                Err(e) => {
+                    applying.pending = Some(pending);
+                    return Err(e);
                 }
             }
         }
-        inner.expire_minutes(&mut pipe, minutes);
-        // One MSET and one DEL per site rather than a command per session: a batch touches
-        // about one session per visitor. Per site, so each stays within one Cluster slot.
-        let mut sessions: FxHashMap<&str, (redis::Cmd, redis::Cmd)> = FxHashMap::default();
-        for (key, session) in &batch.sessions {
-            let (set, del) = sessions
-                .entry(&key.site)
-                .or_insert_with(|| (redis::cmd("MSET"), redis::cmd("DEL")));
-            match session {
-                // A struct of integers and strings always serialises.
-                Some(record) => {
-                    set.arg(keys::session(key)).arg(postcard::to_stdvec(record).expect("session"))
-                }
-                None => del.arg(keys::session(key)),
-            };
+        let mut order = Vec::with_capacity(sites.len());
+        let mut pipes = Vec::with_capacity(sites.len());
+        for (site, writes) in sites {
+            // Never lowered: a batch folded after a crash may end below what a site counted.
+            let offset = applying.offsets[&site].max(batch.offset);
+            pipes.push(inner.site_transaction(&site, writes, offset, &pending.id));
+            order.push((site, offset));
         }
-        for (set, del) in sessions.into_values() {
-            for cmd in [set, del] {
-                if cmd.args_iter().count() > 1 {
-                    pipe.add_command(cmd).ignore();
+        let mut failed = None;
+        for ((site, offset), result) in order.into_iter().zip(inner.con.each(&pipes).await) {
+            match result {
+                Ok(()) => {
+                    applying.offsets.insert(Arc::clone(&site), offset);
+                    pending.done.insert(site);
+                }
+                Err(e) => {
+                    // The transaction may have run with its answer lost: check before redoing it.
+                    failed.get_or_insert(e);
+                    pending.unsure.push(site);
                 }
             }
+        }
+        if let Some(e) = failed {
+            applying.pending = Some(pending);
+            return Err(inner.failed("applying a write batch", e));
         }
         if let Some(offset) = batch.offset {
-            pipe.cmd("SET").arg(keys::APPLIED).arg(offset).ignore();
-        }
-        pipe.cmd("SET").arg(BATCH).arg(&id).ignore();
-        match pipe.query_async::<()>(&mut con).await {
-            Ok(()) => {
-                self.applied(batch.offset);
-                Ok(())
-            }
-            Err(e) => {
-                // The transaction may have run with its answer lost: check before redoing it.
-                applying.unsure = Some(id);
-                Err(inner.failed("applying a write batch", e))
+            let mut con = inner.con.clone();
+            if let Err(e) = con.set::<_, _, ()>(keys::APPLIED, offset).await {
+                applying.pending = Some(pending);
+                return Err(inner.failed("recording the applied offset", e));
             }
         }
+        self.applied(batch.offset);
+        Ok(())
     }
 
     async fn applied_offset(&self) -> Result<Option<u64>> {
@@ -961,25 +1095,32 @@ impl Store for RedisStore {
     }
 
     async fn sessions(&self) -> Result<Vec<(SessionKey, SessionRecord)>> {
-        let mut con = self.inner.con.clone();
         let mut names = Vec::new();
         for pattern in ["ff:{*}:s:*", "ff:{*}:sb:*"] {
-            let mut cursor = Some(0);
-            while let Some(at) = cursor {
-                let batch;
-                (cursor, batch) = self.inner.scan(at, pattern, "listing sessions").await?;
-                names.extend(batch.into_iter().filter_map(|k| Some((keys::parse_session(&k)?, k))));
+            let mut scan = self.inner.scan(pattern);
+            while let Some(page) = scan.next(&self.inner, "listing sessions").await? {
+                names.extend(page.into_iter().filter_map(|k| Some((keys::parse_session(&k)?, k))));
             }
         }
         names.sort_unstable_by(|a, b| a.1.cmp(&b.1));
         names.dedup_by(|a, b| a.1 == b.1);
+        // One MGET per site and chunk: a site's sessions share its slot.
+        let chunks: Vec<&[(SessionKey, String)]> = names
+            .chunk_by(|a, b| a.0.site == b.0.site)
+            .flat_map(|site| site.chunks(1000))
+            .collect();
+        let reads = chunks
+            .iter()
+            .map(|chunk| {
+                redis::cmd("MGET")
+                    .arg(chunk.iter().map(|(_, k)| k.as_str()).collect::<Vec<_>>())
+                    .to_owned()
+            })
+            .collect();
+        let values: Vec<Vec<Option<Vec<u8>>>> =
+            self.inner.spread(reads, "reading sessions").await?;
         let mut sessions = Vec::with_capacity(names.len());
-        for chunk in names.chunks(1000) {
-            let values: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
-                .arg(chunk.iter().map(|(_, k)| k.as_str()).collect::<Vec<_>>())
-                .query_async(&mut con)
-                .await
-                .map_err(|e| self.inner.failed("reading sessions", e))?;
+        for (chunk, values) in chunks.into_iter().zip(values) {
             for ((key, name), value) in chunk.iter().zip(values) {
                 // Deleted since the scan: the session ended.
                 let Some(value) = value else { continue };
@@ -1173,6 +1314,94 @@ impl RedisStore {
         if let Some(offset) = offset {
             self.inner.tail.lock().unwrap_or_else(PoisonError::into_inner).applied(offset);
         }
+    }
+}
+
+/// What a write batch changes in one site.
+#[derive(Default)]
+struct SiteWrites<'b> {
+    rows: Vec<(&'b RowId, &'b RowDelta)>,
+    sessions: Vec<(&'b SessionKey, &'b Option<SessionRecord>)>,
+}
+
+/// A batch's writes by site, leaving out the sites in `done`.
+fn batch_sites<'b>(
+    batch: &'b WriteBatch,
+    done: &FxHashSet<Arc<str>>,
+) -> FxHashMap<Arc<str>, SiteWrites<'b>> {
+    let mut sites: FxHashMap<Arc<str>, SiteWrites> = FxHashMap::default();
+    for (row, delta) in batch.rows() {
+        if !done.contains(&row.site) {
+            sites.entry(Arc::clone(&row.site)).or_default().rows.push((row, delta));
+        }
+    }
+    for (key, session) in &batch.sessions {
+        if !done.contains(&key.site) {
+            sites.entry(Arc::clone(&key.site)).or_default().sessions.push((key, session));
+        }
+    }
+    sites
+}
+
+impl Inner {
+    /// One site's share of a write batch as one transaction, with the site's applied offset
+    /// and the batch's id.
+    fn site_transaction(
+        &self,
+        site: &str,
+        writes: SiteWrites,
+        offset: Option<u64>,
+        id: &str,
+    ) -> Pipeline {
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        let mut minutes = Vec::new();
+        for (row, delta) in writes.rows {
+            for (counter, d) in delta.counters() {
+                let (hash, field) = keys::counter(row, counter);
+                if row.bucket.grain == Grain::Minute {
+                    minutes.push((hash.clone(), row.bucket.index));
+                }
+                pipe.cmd("HINCRBY").arg(hash).arg(field).arg(d).ignore();
+            }
+            if !delta.visitors.is_empty() {
+                let key = keys::unique_of(row);
+                let mut pfadd = redis::cmd("PFADD");
+                pfadd.arg(&key);
+                for &v in &delta.visitors {
+                    pfadd.arg(&unique_element(v)[..]);
+                }
+                pipe.add_command(pfadd).ignore();
+                if row.bucket.grain == Grain::Minute {
+                    minutes.push((key, row.bucket.index));
+                }
+            }
+        }
+        self.expire_minutes(&mut pipe, minutes);
+        // One MSET and one DEL rather than a command per session: a batch touches about one
+        // session per visitor.
+        let (mut set, mut del) = (redis::cmd("MSET"), redis::cmd("DEL"));
+        for (key, session) in writes.sessions {
+            match session {
+                // A struct of integers and strings always serialises.
+                Some(record) => {
+                    set.arg(keys::session(key)).arg(postcard::to_stdvec(record).expect("session"))
+                }
+                None => del.arg(keys::session(key)),
+            };
+        }
+        for cmd in [set, del] {
+            if cmd.args_iter().count() > 1 {
+                pipe.add_command(cmd).ignore();
+            }
+        }
+        let mut mark = redis::cmd("HSET");
+        mark.arg(keys::site_applied(site)).arg("batch").arg(id);
+        if let Some(offset) = offset {
+            mark.arg("offset").arg(offset);
+        }
+        pipe.add_command(mark).ignore();
+        pipe
     }
 }
 

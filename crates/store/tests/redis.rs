@@ -293,19 +293,3 @@ async fn a_batch_whose_answer_was_lost_is_applied_exactly_once() {
         assert_eq!(store.unapplied(None, 10).await.unwrap(), []);
     }
 }
-
-/// A Redis Cluster node is refused up front with a message that says why, rather than with
-/// the cross-slot errors its first transaction would meet.
-#[tokio::test]
-async fn a_cluster_node_is_refused_with_a_clear_message() {
-    let node =
-        RedisServer::start_with(&["--cluster-enabled", "yes", "--save", "", "--appendonly", "no"]);
-    for connected in [
-        RedisStore::connect(&node.url()).await.err(),
-        RedisStore::connect_writer(&node.url(), &options(&node)).await.err(),
-    ] {
-        let err = connected.expect("a cluster node was taken").to_string();
-        assert!(err.contains("runs in cluster mode, which footfall does not support yet"), "{err}");
-        assert!(err.contains(&format!("127.0.0.1:{}", node.port())), "{err}");
-    }
-}

@@ -6,55 +6,46 @@ use async_trait::async_trait;
 use footfall_core::event::decode_record;
 use footfall_core::hll::Hll;
 use redis::AsyncCommands;
-use rustc_hash::FxHashMap;
 use tokio::sync::mpsc;
 
 use super::{
-    BATCH, Inner, LOCK, LOGGED_SITES, MINUTE_TTL_SECONDS, NEXT, PARTITIONS, RedisStore, Runs,
-    SiteLogs, parse_run_end, partition_key, site_log_key,
+    Inner, LOCK, LOGGED_SITES, MINUTE_TTL_SECONDS, PARTITIONS, RedisStore, Runs, SiteLogs,
+    site_log_key,
 };
 use crate::keys::{self, Family};
 use crate::transfer::{self, CHUNK_ITEMS, Chunker, Chunks, Item, Transfer};
 use crate::{Result, StoreError};
 
 /// Keys that say nothing about the data: the lease, and what any connection may write first.
-const NOT_DATA: [&str; 3] = [LOCK, PARTITIONS, BATCH];
+const NOT_DATA: [&str; 2] = [LOCK, PARTITIONS];
 
 #[async_trait]
 impl Transfer for RedisStore {
     async fn estimate(&self) -> Result<u64> {
         let inner = &self.inner;
-        let mut con = inner.con.clone();
         let mut total = 3;
-        let mut cursor = Some(0);
-        while let Some(at) = cursor {
-            let page;
-            (cursor, page) = inner.scan(at, "ff:{*", "estimating the migration").await?;
-            if page.is_empty() {
-                continue;
-            }
-            let mut pipe = redis::pipe();
-            for key in &page {
-                match keys::family(key) {
-                    Some((_, Family::Counters)) => pipe.cmd("HLEN").arg(key),
-                    Some((_, Family::Log)) => pipe.cmd("ZCARD").arg(key),
-                    _ => pipe.cmd("EXISTS").arg(key),
-                };
-            }
-            let sizes: Vec<u64> = pipe
-                .query_async(&mut con)
-                .await
-                .map_err(|e| inner.failed("estimating the migration", e))?;
+        let mut scan = inner.scan("ff:{*");
+        while let Some(page) = scan.next(inner, "estimating the migration").await? {
+            let sizes = page
+                .iter()
+                .map(|key| {
+                    let size = match keys::family(key) {
+                        Some((_, Family::Counters)) => "HLEN",
+                        Some((_, Family::Log)) => "ZCARD",
+                        _ => "EXISTS",
+                    };
+                    redis::cmd(size).arg(key).to_owned()
+                })
+                .collect();
+            let sizes: Vec<u64> = inner.spread(sizes, "estimating the migration").await?;
             total += sizes.iter().sum::<u64>();
         }
         Ok(total)
     }
 
     async fn contents(&self) -> Result<Option<String>> {
-        let mut cursor = Some(0);
-        while let Some(at) = cursor {
-            let page;
-            (cursor, page) = self.inner.scan(at, "ff:*", "looking for footfall data").await?;
+        let mut scan = self.inner.scan("ff:*");
+        while let Some(page) = scan.next(&self.inner, "looking for footfall data").await? {
             if let Some(key) = page.iter().find(|k| !NOT_DATA.contains(&k.as_str())) {
                 return Ok(Some(format!("keys such as `{key}`")));
             }
@@ -84,76 +75,43 @@ impl Transfer for RedisStore {
             return Ok(());
         }
         let inner = &self.inner;
-        let mut pipe = redis::pipe();
+        let mut cmds = Vec::new();
         let mut runs = Runs::new(inner.partitions);
         let mut logs = SiteLogs::default();
-        let expire = |pipe: &mut redis::Pipeline, key: &str| {
+        let mut write = |cmd: &mut redis::Cmd, key: &str| {
+            cmds.push(cmd.to_owned());
             if keys::minute_of(key).is_some() {
-                pipe.cmd("EXPIRE").arg(key).arg(MINUTE_TTL_SECONDS).ignore();
+                cmds.push(redis::cmd("EXPIRE").arg(key).arg(MINUTE_TTL_SECONDS).to_owned());
             }
         };
         for item in items {
             match item {
-                Item::Hash { key, fields } => {
-                    pipe.cmd("HSET").arg(&key).arg(fields).ignore();
-                    expire(&mut pipe, &key);
-                }
+                Item::Hash { key, fields } => write(redis::cmd("HSET").arg(&key).arg(fields), &key),
                 Item::Unique { key, hll } => {
                     Hll::from_bytes(&hll)
                         .map_err(|e| StoreError::Corrupt(format!("{key}: {e}")))?;
-                    pipe.cmd("SET").arg(&key).arg(hll).ignore();
-                    expire(&mut pipe, &key);
+                    write(redis::cmd("SET").arg(&key).arg(hll), &key);
                 }
                 Item::Session { key, record: value } | Item::Value { key, value } => {
-                    pipe.cmd("SET").arg(key).arg(value).ignore();
+                    write(redis::cmd("SET").arg(&key).arg(value), &key);
                 }
                 Item::Logged { site, ts, offset, record } => logs.push(site, ts, offset, &record),
                 Item::Unapplied { offset, record } => {
                     let event = decode_record(&record).map_err(|e| {
                         StoreError::Corrupt(format!("log record at offset {offset}: {e}"))
                     })?;
-                    runs.push(&mut pipe, offset, event.visitor, &record);
+                    runs.push(runs.partition(event.visitor), offset, &record);
                 }
             }
         }
-        runs.finish(&mut pipe);
-        if !logs.members.is_empty() {
-            let sites: Vec<&String> = logs.members.keys().collect();
-            pipe.cmd("SADD").arg(LOGGED_SITES).arg(sites).ignore();
-        }
-        logs.write(&mut pipe);
-        let mut con = inner.con.clone();
-        pipe.query_async::<()>(&mut con).await.map_err(|e| inner.failed("importing", e))
+        cmds.extend(runs.finish().into_iter().flatten());
+        inner.spread::<redis::Value>(cmds, "importing").await?;
+        inner.write_site_logs(&logs, true).await
     }
 
     async fn finish_import(&self) -> Result<()> {
-        let inner = &self.inner;
-        let partitions = inner.record_partitions().await?;
-        // The next offset follows every event imported, applied or not.
-        let mut pipe = redis::pipe();
-        for p in 0..partitions {
-            pipe.cmd("XREVRANGE").arg(partition_key(p)).arg("+").arg("-").arg("COUNT").arg(1);
-        }
-        let mut con = inner.con.clone();
-        let lasts: Vec<Vec<(String, FxHashMap<String, Vec<u8>>)>> = pipe
-            .query_async(&mut con)
-            .await
-            .map_err(|e| inner.failed("finishing the import", e))?;
-        let applied = inner.applied_offset().await?;
-        let next = lasts
-            .iter()
-            .flatten()
-            .map(|(id, _)| parse_run_end(id))
-            .chain(applied.map(|a| a + 1))
-            .max();
-        match next {
-            Some(next) => con
-                .set::<_, _, ()>(NEXT, next)
-                .await
-                .map_err(|e| inner.failed("finishing the import", e)),
-            // Nothing was logged; a writer starts at offset 0 without it.
-            None => Ok(()),
-        }
+        // The next offset a writer gives follows the imported log's runs and applied offset.
+        self.inner.record_partitions().await.map(drop)
     }
 }
 
@@ -182,25 +140,21 @@ impl Inner {
         let mut con = self.con.clone();
         let failed = |e| self.failed("exporting", e);
 
-        let mut cursor = Some(0);
-        while let Some(at) = cursor {
-            let page;
-            (cursor, page) = self.scan(at, "ff:{*", "exporting").await?;
-            let mut pipe = redis::pipe();
+        let mut scan = self.scan("ff:{*");
+        while let Some(page) = scan.next(self, "exporting").await? {
+            let mut reads = Vec::new();
             let mut asked = Vec::new();
             for key in page {
                 // Each site's log is read whole below.
-                match keys::family(&key).map(|(_, family)| family) {
-                    Some(Family::Counters) => pipe.cmd("HGETALL").arg(&key),
-                    Some(Family::Unique | Family::Session) => pipe.cmd("GET").arg(&key),
+                let read = match keys::family(&key).map(|(_, family)| family) {
+                    Some(Family::Counters) => "HGETALL",
+                    Some(Family::Unique | Family::Session) => "GET",
                     Some(Family::Log) | None => continue,
                 };
+                reads.push(redis::cmd(read).arg(&key).to_owned());
                 asked.push(key);
             }
-            if asked.is_empty() {
-                continue;
-            }
-            let values: Vec<redis::Value> = pipe.query_async(&mut con).await.map_err(failed)?;
+            let values: Vec<redis::Value> = self.spread(reads, "exporting").await?;
             for (key, value) in asked.into_iter().zip(values) {
                 let Some(item) = item(key, value)? else { continue };
                 if !out.push(item).await {
@@ -261,8 +215,7 @@ impl Inner {
         let applied = self.applied_offset().await?;
         let mut from = applied.map_or(0, |a| a + 1);
         loop {
-            let page =
-                self.read_unapplied_as(from, LOG_PAGE, |record, _| Ok(record.to_vec())).await?;
+            let page = self.read_unapplied_as(from, LOG_PAGE, |record, _| record.to_vec()).await?;
             let Some(&(last, _)) = page.last() else { break };
             for (offset, record) in page {
                 if !out.push(Item::Unapplied { offset, record }).await {

@@ -114,10 +114,22 @@ impl Stats {
     pub async fn connect(url: &str, shown: &str) -> Result<Stats> {
         let client = redis::Client::open(url)
             .with_context(|| format!("`{shown}` is not a Redis URL (redis://HOST:PORT/DB)"))?;
-        let con = client
+        let mut con = client
             .get_multiplexed_async_connection()
             .await
             .with_context(|| format!("cannot reach Redis at {shown}"))?;
+        let info: String = redis::cmd("INFO")
+            .arg("cluster")
+            .query_async(&mut con)
+            .await
+            .with_context(|| format!("INFO cluster on Redis at {shown}"))?;
+        if info.lines().any(|line| line.trim() == "cluster_enabled:1") {
+            bail!(
+                "Redis at {shown} is a Redis Cluster node: the benchmark counts the commands of \
+                 one Redis and runs the naive design against one, so give it a standalone \
+                 redis-server (footfall itself serves from a cluster)"
+            );
+        }
         let mut stats = Stats { client, con, shown: shown.to_owned() };
         stats.snapshot().await?;
         Ok(stats)
