@@ -1,6 +1,7 @@
-//! Redis outages: redis-server is killed under load and started again. The collector keeps
-//! acknowledging events into the spill meanwhile, and every acknowledged event is counted
-//! exactly once once Redis is back; with the spill full, it answers 503 with `Retry-After`.
+//! Redis outages: redis-server, or one node of a Redis Cluster, is killed under load and started
+//! again. The collector keeps acknowledging events into the spill meanwhile, and every
+//! acknowledged event is counted exactly once once Redis is back; with the spill full, it
+//! answers 503 with `Retry-After`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,7 +18,7 @@ use footfall_server::serve::{load_state, router};
 use footfall_server::state::{AppState, ServerConfig};
 use footfall_store::redis::WriterOptions;
 use footfall_store::{RedisStore, Store};
-use footfall_testkit::RedisServer;
+use footfall_testkit::{RedisCluster, RedisServer};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tokio::sync::watch;
@@ -34,14 +35,14 @@ struct Footfall {
     pipeline: tokio::task::JoinHandle<Result<(), footfall_store::StoreError>>,
 }
 
-async fn start(redis: &RedisServer, spill: &std::path::Path, spill_max_bytes: u64) -> Footfall {
+async fn start(redis_url: &str, spill: &std::path::Path, spill_max_bytes: u64) -> Footfall {
     let options = WriterOptions {
         lease_wait: Duration::from_secs(15),
         spill_path: spill.to_owned(),
         spill_max_bytes,
     };
     let store: Arc<dyn Store> =
-        Arc::new(RedisStore::connect_writer(&redis.url(), &options).await.unwrap());
+        Arc::new(RedisStore::connect_writer(redis_url, &options).await.unwrap());
     let site = Site::new(SITE, "UTC", true).unwrap();
     let state = load_state(store, ServerConfig::default(), &[site]).await.unwrap();
     let (stop, rx) = watch::channel(false);
@@ -111,9 +112,59 @@ async fn counted_eventually(footfall: &Footfall, expected: u64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_event_acknowledged_through_an_outage_is_counted_once() {
     let mut redis = RedisServer::start_with(&DURABLE);
+    counts_once_through(&redis.url(), &mut redis).await;
+}
+
+/// On a cluster, the node serving the site is lost: the group commits' writes to the log's
+/// partitions on the other nodes land while those to the site's raw log do not, and the
+/// batches cannot be applied. Draining the spill then writes to each partition only what it
+/// lacks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_event_acknowledged_through_a_cluster_node_outage_is_counted_once() {
+    let mut cluster = RedisCluster::start_with(&DURABLE);
+    let node = cluster.node_of(&format!("ff:{{{SITE}}}:log"));
+    let url = cluster.url();
+    counts_once_through(&url, &mut NodeOutage { cluster: &mut cluster, node }).await;
+}
+
+/// How a test takes Redis away and brings it back.
+trait Outage {
+    fn kill(&mut self);
+    fn restart(&mut self);
+}
+
+impl Outage for RedisServer {
+    fn kill(&mut self) {
+        RedisServer::kill(self);
+    }
+
+    fn restart(&mut self) {
+        RedisServer::restart(self, &DURABLE);
+    }
+}
+
+/// One node of a cluster.
+struct NodeOutage<'c> {
+    cluster: &'c mut RedisCluster,
+    node: usize,
+}
+
+impl Outage for NodeOutage<'_> {
+    fn kill(&mut self) {
+        self.cluster.kill(self.node);
+    }
+
+    fn restart(&mut self) {
+        self.cluster.restart(self.node);
+    }
+}
+
+/// Keeps load on a footfall on `url` while `outage` takes Redis away and brings it back, and
+/// checks that every acknowledged event is counted, and logged, once.
+async fn counts_once_through(url: &str, outage: &mut impl Outage) {
     let dir = tempfile::tempdir().unwrap();
     let spill = dir.path().join("spill");
-    let footfall = start(&redis, &spill, 64 << 20).await;
+    let footfall = start(url, &spill, 64 << 20).await;
 
     // Four senders keep load on while Redis goes away and comes back.
     let acknowledged = Arc::new(AtomicU64::new(0));
@@ -144,12 +195,12 @@ async fn every_event_acknowledged_through_an_outage_is_counted_once() {
         }
     };
     progress(500).await;
-    redis.kill();
+    outage.kill();
     let at_kill = acknowledged.load(Ordering::Relaxed);
     // Acknowledged while Redis is down: these are in the spill.
     progress(500).await;
     assert!(std::fs::metadata(&spill).unwrap().len() > 0, "the spill holds the events");
-    redis.restart(&DURABLE);
+    outage.restart();
     progress(500).await;
     running.store(false, Ordering::Relaxed);
     for sender in senders {
@@ -182,7 +233,7 @@ async fn a_full_spill_is_a_503_with_retry_after_and_a_restart_drains_it() {
     let mut redis = RedisServer::start_with(&DURABLE);
     let dir = tempfile::tempdir().unwrap();
     let spill = dir.path().join("spill");
-    let footfall = start(&redis, &spill, 4096).await;
+    let footfall = start(&redis.url(), &spill, 4096).await;
     let (status, _, accepted) = track(&footfall.app, 5).await;
     assert_eq!((status, accepted), (StatusCode::ACCEPTED, 5));
 
@@ -208,7 +259,7 @@ async fn a_full_spill_is_a_503_with_retry_after_and_a_restart_drains_it() {
     let _ = footfall.state.store.close().await;
     redis.restart(&DURABLE);
     redis.command(&["DEL", "ff:lock"]);
-    let footfall = start(&redis, &spill, 4096).await;
+    let footfall = start(&redis.url(), &spill, 4096).await;
     counted_eventually(&footfall, 5 + spilled).await;
     assert_eq!(std::fs::metadata(&spill).unwrap().len(), 0);
     footfall.stop.send(true).unwrap();

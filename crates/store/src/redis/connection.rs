@@ -57,8 +57,12 @@ impl Con {
         let client = ClusterClient::builder([url])
             .connection_timeout(CONNECT_TIMEOUT)
             .response_timeout(RESPONSE_TIMEOUT)
-            // As the single server's connection manager: the pipeline retries on its own.
+            // Few and short, as the single server's connection manager: the log writer spills and
+            // the pipeline retries on their own, and a node that is down must not hold up every
+            // group commit for seconds (the default waits 1.28 s or more before each retry).
             .retries(2)
+            .min_retry_wait(20)
+            .max_retry_wait(200)
             .build()
             .map_err(|e| StoreError::Unavailable(format!("Redis Cluster at {shown}: {e}")))?;
         let cluster = client.get_async_connection().await.map_err(|e| {
