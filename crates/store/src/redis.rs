@@ -162,6 +162,21 @@ struct Applying {
     offsets: FxHashMap<Arc<str>, Option<u64>>,
 }
 
+impl Applying {
+    /// The applied offset a site's share of a batch covering `batch_offset` records: never
+    /// lowered, as a batch folded after a crash may end below what the site counted.
+    fn offset_after(&self, site: &Arc<str>, batch_offset: Option<u64>) -> Option<u64> {
+        self.offsets.get(site).copied().flatten().max(batch_offset)
+    }
+
+    /// Notes that a site's share of the pending batch has landed.
+    fn landed(&mut self, pending: &mut Pending, site: Arc<str>, batch_offset: Option<u64>) {
+        let offset = self.offset_after(&site, batch_offset);
+        self.offsets.insert(Arc::clone(&site), offset);
+        pending.done.insert(site);
+    }
+}
+
 struct Pending {
     id: String,
     /// Sites whose transaction has landed.
@@ -740,13 +755,12 @@ impl LogWriter {
         &mut self,
         start: u64,
         events: &[&Event],
-        ends: Option<&mut [u64]>,
+        mut ends: Option<&mut [u64]>,
     ) -> Result<()> {
         if events.is_empty() {
             return Ok(());
         }
         let inner = &self.inner;
-        let mut ends = ends;
         let mut runs = Runs::new(inner.partitions);
         let mut logs = SiteLogs::default();
         for (offset, event) in (start..).zip(events) {
@@ -1004,90 +1018,20 @@ impl Store for RedisStore {
     }
 
     async fn apply(&self, batch: &WriteBatch) -> Result<()> {
-        let inner = &self.inner;
-        let mut applying = inner.applying.lock().await;
-        let applying = &mut *applying;
+        let mut applying = self.inner.applying.lock().await;
         let mut pending = match applying.pending.take() {
             Some(pending) => pending,
             None => {
                 applying.batches += 1;
-                let id = format!("{}:{}", inner.token, applying.batches);
+                let id = format!("{}:{}", self.inner.token, applying.batches);
                 Pending { id, done: FxHashSet::default(), unsure: Vec::new() }
             }
         };
-        if !pending.unsure.is_empty() {
-            let ask = pending
-                .unsure
-                .iter()
-                .map(|site| {
-                    redis::cmd("HGET").arg(keys::site_applied(site)).arg("batch").to_owned()
-                })
-                .collect();
-            let ids: Vec<Option<String>> = match inner.spread(ask, "checking the last batch").await
-            {
-                Ok(ids) => ids,
-                Err(e) => {
-                    applying.pending = Some(pending);
-                    return Err(e);
-                }
-            };
-            for (site, id) in std::mem::take(&mut pending.unsure).into_iter().zip(ids) {
-                if id.as_deref() == Some(pending.id.as_str()) {
-                    tracing::info!(%site, "the write batch whose answer was lost had been applied");
-                    let known = applying.offsets.get(&site).copied().flatten();
-                    applying.offsets.insert(Arc::clone(&site), known.max(batch.offset));
-                    pending.done.insert(site);
-                }
-            }
-        }
-
-        let sites = batch_sites(batch, &pending.done);
-        let unknown: Vec<Arc<str>> =
-            sites.keys().filter(|&site| !applying.offsets.contains_key(site)).cloned().collect();
-        if !unknown.is_empty() {
-            match inner.site_offsets(&unknown).await {
-                Ok(offsets) => applying.offsets.extend(unknown.into_iter().zip(offsets)),
-                Err(e) => {
-                    applying.pending = Some(pending);
-                    return Err(e);
-                }
-            }
-        }
-        let mut order = Vec::with_capacity(sites.len());
-        let mut pipes = Vec::with_capacity(sites.len());
-        for (site, writes) in sites {
-            // Never lowered: a batch folded after a crash may end below what a site counted.
-            let offset = applying.offsets[&site].max(batch.offset);
-            pipes.push(inner.site_transaction(&site, writes, offset, &pending.id));
-            order.push((site, offset));
-        }
-        let mut failed = None;
-        for ((site, offset), result) in order.into_iter().zip(inner.con.each(&pipes).await) {
-            match result {
-                Ok(()) => {
-                    applying.offsets.insert(Arc::clone(&site), offset);
-                    pending.done.insert(site);
-                }
-                Err(e) => {
-                    // The transaction may have run with its answer lost: check before redoing it.
-                    failed.get_or_insert(e);
-                    pending.unsure.push(site);
-                }
-            }
-        }
-        if let Some(e) = failed {
+        let applied = self.apply_rest(&mut applying, &mut pending, batch).await;
+        if applied.is_err() {
             applying.pending = Some(pending);
-            return Err(inner.failed("applying a write batch", e));
         }
-        if let Some(offset) = batch.offset {
-            let mut con = inner.con.clone();
-            if let Err(e) = con.set::<_, _, ()>(keys::APPLIED, offset).await {
-                applying.pending = Some(pending);
-                return Err(inner.failed("recording the applied offset", e));
-            }
-        }
-        self.applied(batch.offset);
-        Ok(())
+        applied
     }
 
     async fn applied_offset(&self) -> Result<Option<u64>> {
@@ -1307,6 +1251,71 @@ impl RedisStore {
                 .arg(buckets.iter().map(|&b| keys::unique(site, b, slice)).collect::<Vec<_>>());
         }
         self.query(&pipe, "counting unique visitors").await
+    }
+
+    /// Applies what of `batch` has not landed yet: first asks whether the sites whose answer
+    /// was lost have it, then sends each remaining site's transaction, then `ff:applied`.
+    /// `pending` keeps what has landed for a retry.
+    async fn apply_rest(
+        &self,
+        applying: &mut Applying,
+        pending: &mut Pending,
+        batch: &WriteBatch,
+    ) -> Result<()> {
+        let inner = &self.inner;
+        if !pending.unsure.is_empty() {
+            let ask = pending
+                .unsure
+                .iter()
+                .map(|site| {
+                    redis::cmd("HGET").arg(keys::site_applied(site)).arg("batch").to_owned()
+                })
+                .collect();
+            let ids: Vec<Option<String>> = inner.spread(ask, "checking the last batch").await?;
+            for (site, id) in std::mem::take(&mut pending.unsure).into_iter().zip(ids) {
+                if id.as_deref() == Some(pending.id.as_str()) {
+                    tracing::info!(%site, "the write batch whose answer was lost had been applied");
+                    applying.landed(pending, site, batch.offset);
+                }
+            }
+        }
+
+        let sites = batch_sites(batch, &pending.done);
+        let unknown: Vec<Arc<str>> =
+            sites.keys().filter(|&site| !applying.offsets.contains_key(site)).cloned().collect();
+        if !unknown.is_empty() {
+            let offsets = inner.site_offsets(&unknown).await?;
+            applying.offsets.extend(unknown.into_iter().zip(offsets));
+        }
+        let mut order = Vec::with_capacity(sites.len());
+        let mut pipes = Vec::with_capacity(sites.len());
+        for (site, writes) in sites {
+            let offset = applying.offset_after(&site, batch.offset);
+            pipes.push(inner.site_transaction(&site, writes, offset, &pending.id));
+            order.push(site);
+        }
+        let mut failed = None;
+        for (site, result) in order.into_iter().zip(inner.con.each(&pipes).await) {
+            match result {
+                Ok(()) => applying.landed(pending, site, batch.offset),
+                Err(e) => {
+                    // The transaction may have run with its answer lost: check before redoing it.
+                    failed.get_or_insert(e);
+                    pending.unsure.push(site);
+                }
+            }
+        }
+        if let Some(e) = failed {
+            return Err(inner.failed("applying a write batch", e));
+        }
+        if let Some(offset) = batch.offset {
+            let mut con = inner.con.clone();
+            con.set::<_, _, ()>(keys::APPLIED, offset)
+                .await
+                .map_err(|e| inner.failed("recording the applied offset", e))?;
+        }
+        self.applied(batch.offset);
+        Ok(())
     }
 
     /// Tells the tail what an apply covered, so the writer trims the runs.
