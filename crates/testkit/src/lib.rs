@@ -296,6 +296,110 @@ fn read_reply(r: &mut impl BufRead) -> Vec<u8> {
     }
 }
 
+/// Where Debian's `chromium` package puts the browser; `CHROMIUM` overrides it.
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// A `chromedriver` of this test's own, driving headless Chromium through WebDriver on a free
+/// port. Dropping it stops the driver (and the browsers it started).
+pub struct ChromeDriver {
+    child: Child,
+    port: u16,
+}
+
+impl ChromeDriver {
+    pub fn start() -> ChromeDriver {
+        let install = "install them (on Debian or Ubuntu: `sudo apt-get install -y chromium \
+                       chromium-driver`), or run scripts/test, which does";
+        assert!(
+            Path::new(&chromium_binary()).exists(),
+            "Chromium is not installed at {}, and footfall's browser tests need it: {install}",
+            chromium_binary()
+        );
+        for _ in 0..5 {
+            let port = free_port();
+            let mut child = match Command::new("chromedriver")
+                .arg(format!("--port={port}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+            {
+                Ok(child) => child,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    panic!(
+                        "chromedriver is not installed, and footfall's browser tests need it: {install}"
+                    )
+                }
+                Err(e) => panic!("cannot start chromedriver: {e}"),
+            };
+            let deadline = Instant::now() + START_TIMEOUT;
+            while Instant::now() < deadline {
+                if child.try_wait().expect("chromedriver status").is_some() {
+                    break; // The port was taken: try another.
+                }
+                if TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok() {
+                    return ChromeDriver { child, port };
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("chromedriver did not start within {START_TIMEOUT:?}");
+    }
+
+    /// The WebDriver endpoint, `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// WebDriver capabilities for headless Chromium with `args` added to its command line.
+    pub fn capabilities(args: &[&str]) -> String {
+        let mut all =
+            vec!["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"];
+        all.extend_from_slice(args);
+        let args: Vec<String> = all.iter().map(|a| format!("{a:?}")).collect();
+        format!(
+            r#"{{"browserName":"chrome","goog:chromeOptions":{{"binary":{:?},"args":[{}]}}}}"#,
+            chromium_binary(),
+            args.join(",")
+        )
+    }
+}
+
+fn chromium_binary() -> String {
+    std::env::var("CHROMIUM").unwrap_or_else(|_| CHROMIUM.to_owned())
+}
+
+impl Drop for ChromeDriver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The free `geo-whois-asn-country` database (IP ranges → country codes, in MaxMind's format),
+/// fetched from the npm registry as the README tells users to, at a fixed version so that the
+/// answers tests expect stay true. Kept in `cache` between runs.
+pub fn geo_database(cache: &Path) -> std::path::PathBuf {
+    const PACKAGE: &str = "@ip-location-db/geo-whois-asn-country-mmdb@2.3.2026061719";
+    let db = cache.join("package/geo-whois-asn-country.mmdb");
+    if db.exists() {
+        return db;
+    }
+    std::fs::create_dir_all(cache).expect("a cache directory");
+    let run = |cmd: &mut Command| {
+        let out = cmd.current_dir(cache).output().unwrap_or_else(|e| {
+            panic!("cannot run {cmd:?} to fetch the GeoIP test database (npm is needed): {e}")
+        });
+        assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let tarball = run(Command::new("npm").args(["pack", "--silent", PACKAGE]));
+    run(Command::new("tar").args(["xzf", &tarball]));
+    assert!(db.exists(), "{PACKAGE} has no {}", db.display());
+    db
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
