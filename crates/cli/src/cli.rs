@@ -138,6 +138,14 @@ pub struct ServeArgs {
     /// Longest wait before read events are applied to the rollups [default: 200]
     #[arg(long, env = "FOOTFALL_FLUSH_INTERVAL_MS", value_name = "MS")]
     pub flush_interval_ms: Option<String>,
+    /// A MaxMind-format database (.mmdb) to find visitors' countries (and regions and cities,
+    /// if it has them) by IP address [default: none]
+    #[arg(long, env = "FOOTFALL_GEOIP_DATABASE", value_name = "PATH")]
+    pub geoip_database: Option<String>,
+    /// A request header set by a proxy you run that holds the visitor's country code, such as
+    /// CF-IPCountry; used before the database [default: none]
+    #[arg(long, env = "FOOTFALL_COUNTRY_HEADER", value_name = "NAME")]
+    pub country_header: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -263,6 +271,8 @@ impl Cli {
             flags.retention_days = typed(m, "retention_days", &args.retention_days);
             flags.flush_interval_ms = typed(m, "flush_interval_ms", &args.flush_interval_ms);
             flags.redis_spill_mb = typed(m, "redis_spill_mb", &args.redis_spill_mb);
+            flags.geoip_database = typed(m, "geoip_database", &args.geoip_database);
+            flags.country_header = typed(m, "country_header", &args.country_header);
         }
         flags
     }

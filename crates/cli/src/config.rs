@@ -43,6 +43,9 @@ pub struct FileConfig {
     /// 0 keeps the raw event log forever.
     retention_days: Option<u64>,
     flush_interval_ms: Option<u64>,
+    /// Relative to the configuration file's directory.
+    geoip_database: Option<PathBuf>,
+    country_header: Option<String>,
     log: Option<String>,
     #[serde(default)]
     sites: Vec<SiteEntry>,
@@ -105,6 +108,8 @@ pub struct Flags {
     pub max_clock_skew_seconds: Option<String>,
     pub retention_days: Option<String>,
     pub flush_interval_ms: Option<String>,
+    pub geoip_database: Option<String>,
+    pub country_header: Option<String>,
 }
 
 /// The resolved settings.
@@ -124,6 +129,8 @@ pub struct Settings {
     pub log: String,
     /// Sites declared in the configuration file.
     pub sites: Vec<Site>,
+    /// A MaxMind-format database to locate visitors with; `serve` loads it.
+    pub geoip_database: Option<PathBuf>,
 }
 
 /// One setting's name in each layer.
@@ -154,6 +161,10 @@ const MAX_CLOCK_SKEW: Names = Names {
 };
 const RETENTION: Names =
     Names { key: "retention_days", env: &["FOOTFALL_RETENTION_DAYS"], flag: "retention-days" };
+const GEOIP_DATABASE: Names =
+    Names { key: "geoip_database", env: &["FOOTFALL_GEOIP_DATABASE"], flag: "geoip-database" };
+const COUNTRY_HEADER: Names =
+    Names { key: "country_header", env: &["FOOTFALL_COUNTRY_HEADER"], flag: "country-header" };
 const FLUSH_INTERVAL: Names = Names {
     key: "flush_interval_ms",
     env: &["FOOTFALL_FLUSH_INTERVAL_MS"],
@@ -296,6 +307,26 @@ impl Settings {
                 in_range(1, 60_000, "milliseconds"),
             )?
             .unwrap_or(DEFAULT_FLUSH_INTERVAL_MS);
+        let geoip_database = layers.pick(
+            &GEOIP_DATABASE,
+            flags.geoip_database.as_deref(),
+            file.and_then(|f| f.values.geoip_database.as_ref().map(|d| Ok(f.dir().join(d)))),
+            |s| Ok(PathBuf::from(s)),
+            |p| if p.as_os_str().is_empty() { Err("must not be empty".into()) } else { Ok(()) },
+        )?;
+        let country_header = layers.pick(
+            &COUNTRY_HEADER,
+            flags.country_header.as_deref(),
+            values.and_then(|v| v.country_header.clone()).map(Ok),
+            |s| Ok(s.trim().to_ascii_lowercase()),
+            |name: &String| {
+                let token = |b: u8| b.is_ascii_alphanumeric() || b"-_".contains(&b);
+                match !name.is_empty() && name.bytes().all(token) {
+                    true => Ok(()),
+                    false => Err(format!("`{name}` is not a header name, such as CF-IPCountry")),
+                }
+            },
+        )?;
 
         Ok(Settings {
             data_dir,
@@ -306,6 +337,8 @@ impl Settings {
                 trust_proxy,
                 max_clock_skew_ms: max_clock_skew_seconds as i64 * 1000,
                 session_timeout_ms: session_timeout_minutes as i64 * 60_000,
+                country_header,
+                geo: None,
             },
             pipeline: PipelineOptions {
                 flush_interval: Duration::from_millis(flush_interval_ms),
@@ -314,6 +347,7 @@ impl Settings {
             retention_days,
             log,
             sites: file.map(declared_sites).transpose()?.unwrap_or_default(),
+            geoip_database,
         })
     }
 }

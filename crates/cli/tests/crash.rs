@@ -66,7 +66,7 @@ fn http(port: u16, method: &str, path: &str, body: &str) -> Option<(u16, String)
     s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
     let req = format!(
         "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
-         User-Agent: crash-test\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+         User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     s.write_all(req.as_bytes()).ok()?;

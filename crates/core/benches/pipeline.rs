@@ -16,7 +16,6 @@ use std::time::Duration;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use footfall_core::batch::{Counter, RowDelta, RowId, Slice, WriteBatch};
 use footfall_core::event::Event;
-use footfall_core::identity::Client;
 use footfall_core::ingest::{self, Incoming, Payload};
 use footfall_core::pipeline::{DEFAULT_SESSION_TIMEOUT_MS, Pipeline};
 use footfall_core::time::Grain;
@@ -50,7 +49,8 @@ fn decode_all(t: &Traffic) -> Vec<Vec<Incoming>> {
         .collect()
 }
 
-/// Identifies events as the collector does: looks up the site, derives the event.
+/// Identifies events as the collector does: classifies the client, looks up the site, derives
+/// the event.
 fn identify(
     t: &Traffic,
     peers: &[usize],
@@ -58,10 +58,8 @@ fn identify(
     out: &mut Vec<Event>,
 ) {
     for (incoming, &peer) in incoming.into_iter().zip(peers) {
-        let site = t.site(&incoming.site);
-        let peer = &t.peers[peer];
         // Each event from its own client: requests here carry many visitors' events.
-        out.push(incoming.into_event(site, &mut Client::new(&t.salts, &peer.ip, &peer.ua)));
+        out.push(t.identify(incoming, &t.peers[peer]));
     }
 }
 

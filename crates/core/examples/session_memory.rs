@@ -18,7 +18,6 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 use footfall_core::batch::WriteBatch;
 use footfall_core::event::Event;
-use footfall_core::identity::Client;
 use footfall_core::ingest::{self, Payload};
 use footfall_core::pipeline::{DEFAULT_SESSION_TIMEOUT_MS, Pipeline, SESSION_ENTRY_BYTES};
 
@@ -94,9 +93,7 @@ fn main() {
         let decoded = ingest::decode(Payload::Browser, &r.body, r.clock).expect("valid request");
         for (incoming, &peer) in decoded.into_iter().zip(&r.peers) {
             let incoming = incoming.expect("valid event");
-            let peer = &t.peers[peer];
-            let site = t.site(&incoming.site);
-            events.push(incoming.into_event(site, &mut Client::new(&t.salts, &peer.ip, &peer.ua)));
+            events.push(t.identify(incoming, &t.peers[peer]));
         }
     }
     let pages: std::collections::HashSet<&str> = events.iter().map(|e| e.page.as_str()).collect();

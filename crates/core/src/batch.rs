@@ -11,6 +11,7 @@ use hashbrown::HashTable;
 use rustc_hash::{FxHashMap, FxHasher};
 use serde::{Deserialize, Serialize};
 
+use crate::event::Traits;
 use crate::time::Bucket;
 
 /// A breakdown dimension.
@@ -33,6 +34,22 @@ pub enum Dim {
     EventName,
     /// A custom property of the event, by property name (event-level).
     Prop(Arc<str>),
+    // The session's traits (see `Traits`), after `Prop` so that stored names keep their
+    // numbers.
+    /// `Desktop`, `Mobile`, `Tablet`.
+    Device,
+    Browser,
+    /// The browser and its version, `Chrome 120.0`.
+    BrowserVersion,
+    Os,
+    /// The OS and its version, `Windows 10`.
+    OsVersion,
+    Country,
+    Region,
+    City,
+    Channel,
+    UtmTerm,
+    UtmContent,
 }
 
 impl Dim {
@@ -47,20 +64,44 @@ impl Dim {
         self.to_string()
     }
 
+    /// Every dimension but custom properties.
+    pub const NAMED: [Dim; 20] = [
+        Dim::Page,
+        Dim::EntryPage,
+        Dim::ExitPage,
+        Dim::Source,
+        Dim::Referrer,
+        Dim::UtmSource,
+        Dim::UtmMedium,
+        Dim::UtmCampaign,
+        Dim::EventName,
+        Dim::Device,
+        Dim::Browser,
+        Dim::BrowserVersion,
+        Dim::Os,
+        Dim::OsVersion,
+        Dim::Country,
+        Dim::Region,
+        Dim::City,
+        Dim::Channel,
+        Dim::UtmTerm,
+        Dim::UtmContent,
+    ];
+
     /// Parses [`Dim::key_name`] back.
     pub fn from_key_name(name: &str) -> Option<Dim> {
-        Some(match name {
-            "page" => Dim::Page,
-            "entry_page" => Dim::EntryPage,
-            "exit_page" => Dim::ExitPage,
-            "source" => Dim::Source,
-            "referrer" => Dim::Referrer,
-            "utm_source" => Dim::UtmSource,
-            "utm_medium" => Dim::UtmMedium,
-            "utm_campaign" => Dim::UtmCampaign,
-            "name" => Dim::EventName,
-            _ => Dim::Prop(name.strip_prefix("prop:")?.into()),
-        })
+        match name.strip_prefix("prop:") {
+            Some(prop) => Some(Dim::Prop(prop.into())),
+            None => Dim::NAMED.into_iter().find(|d| d.name() == name),
+        }
+    }
+
+    /// The counters a breakdown row of this dimension may have: engagement is kept by page.
+    pub fn counters(&self) -> &'static [Counter] {
+        match self {
+            Dim::Page => &Counter::ALL[..Counter::ENGAGEMENT_END],
+            _ => &Counter::ALL[..Counter::VISIT_END],
+        }
     }
 }
 
@@ -79,6 +120,17 @@ impl Dim {
             Dim::UtmCampaign => "utm_campaign",
             Dim::EventName => "name",
             Dim::Prop(p) => p,
+            Dim::Device => "device",
+            Dim::Browser => "browser",
+            Dim::BrowserVersion => "browser_version",
+            Dim::Os => "os",
+            Dim::OsVersion => "os_version",
+            Dim::Country => "country",
+            Dim::Region => "region",
+            Dim::City => "city",
+            Dim::Channel => "channel",
+            Dim::UtmTerm => "utm_term",
+            Dim::UtmContent => "utm_content",
         }
     }
 }
@@ -105,11 +157,31 @@ pub enum Counter {
     Bounces,
     /// Summed session durations in milliseconds, in the start bucket.
     Duration,
+    /// Summed time pages were visible, milliseconds, from engagement reports (see
+    /// `event::ENGAGEMENT`); divided by pageviews, the time on page.
+    EngagedMs,
+    /// Summed scroll depths, percent, from the same reports; divided by pageviews, the scroll
+    /// depth.
+    ScrollDepth,
+    /// Events from bots, counted here and nowhere else (totals only).
+    Bots,
 }
 
 impl Counter {
-    pub const ALL: [Counter; 5] =
-        [Counter::Pageviews, Counter::Events, Counter::Visits, Counter::Bounces, Counter::Duration];
+    pub const ALL: [Counter; 8] = [
+        Counter::Pageviews,
+        Counter::Events,
+        Counter::Visits,
+        Counter::Bounces,
+        Counter::Duration,
+        Counter::EngagedMs,
+        Counter::ScrollDepth,
+        Counter::Bots,
+    ];
+    /// [`Counter::ALL`] up to here: the counters of events and visits.
+    pub const VISIT_END: usize = 5;
+    /// … and of engagement.
+    pub const ENGAGEMENT_END: usize = 7;
 
     /// The field name used in storage.
     pub fn name(self) -> &'static str {
@@ -119,6 +191,9 @@ impl Counter {
             Counter::Visits => "visits",
             Counter::Bounces => "bounces",
             Counter::Duration => "duration",
+            Counter::EngagedMs => "engaged_ms",
+            Counter::ScrollDepth => "scroll_depth",
+            Counter::Bots => "bots",
         }
     }
 
@@ -213,7 +288,7 @@ impl CounterId {
 pub struct RowDelta {
     /// Deltas by [`Counter`] (in [`Counter::ALL`]'s order). Zero where nothing changed or
     /// changes cancelled out.
-    counters: [i64; 5],
+    counters: [i64; Counter::ALL.len()],
     /// Visitor ids to add to the row's unique count (see [`unique_element`]); may repeat.
     pub visitors: Vec<u64>,
 }
@@ -321,6 +396,36 @@ pub struct SessionRecord {
     pub utm_medium: Option<Arc<str>>,
     pub utm_campaign: Option<Arc<str>>,
     pub hint: Option<u64>,
+    /// Encoded after the fields above (see [`encode_session`]), so that sessions persisted
+    /// before it existed still decode.
+    #[serde(skip)]
+    pub traits: Traits,
+}
+
+/// The version byte of an encoded [`SessionRecord`] with its traits. Sessions persisted before
+/// it have none: they start with the start time's varint, whose first byte is ≥ 0x80 for any
+/// time after 1970-01-01T00:00:00.064Z.
+const SESSION_V2: u8 = 2;
+
+/// Encodes a session for the store.
+pub fn encode_session(record: &SessionRecord) -> Vec<u8> {
+    let mut out = vec![SESSION_V2];
+    // Serialising plain structs into a Vec cannot fail.
+    out.extend(postcard::to_stdvec(record).expect("session encodes"));
+    out.extend(postcard::to_stdvec(&record.traits).expect("traits encode"));
+    out
+}
+
+/// Decodes a session written by [`encode_session`] or by a version before traits.
+pub fn decode_session(bytes: &[u8]) -> Result<SessionRecord, postcard::Error> {
+    match bytes.split_first() {
+        Some((&SESSION_V2, rest)) => {
+            let (mut record, rest): (SessionRecord, _) = postcard::take_from_bytes(rest)?;
+            record.traits = postcard::from_bytes(rest)?;
+            Ok(record)
+        }
+        _ => postcard::from_bytes(bytes),
+    }
 }
 
 /// Everything one run of events changes, applied by a store atomically together with `offset`.
@@ -398,21 +503,12 @@ mod tests {
 
     #[test]
     fn dim_key_names_round_trip() {
-        let dims = [
-            Dim::Page,
-            Dim::EntryPage,
-            Dim::ExitPage,
-            Dim::Source,
-            Dim::Referrer,
-            Dim::UtmSource,
-            Dim::UtmMedium,
-            Dim::UtmCampaign,
-            Dim::EventName,
-            Dim::Prop("plan".into()),
-        ];
-        for d in dims {
+        for d in Dim::NAMED.into_iter().chain([Dim::Prop("plan".into())]) {
             assert_eq!(Dim::from_key_name(&d.key_name()), Some(d));
         }
+        // A property may be named like a dimension, and still be a property.
+        let prop = Dim::Prop("device".into());
+        assert_eq!(Dim::from_key_name(&prop.key_name()), Some(prop));
         assert_eq!(Dim::from_key_name("bogus"), None);
     }
 

@@ -5,8 +5,9 @@
 //! 1. [`decode`] checks the body as a whole (UTF-8, JSON, shape, batch size) and then each event's
 //!    fields, giving an [`Incoming`] or a [`FieldError`] per event;
 //! 2. the server looks up [`Incoming::site`] and calls [`Incoming::into_event`] with the request's
-//!    [`Client`], which derives the visitor id, and the site-relative parts (internal referrers,
-//!    traffic source).
+//!    [`Client`], which derives the visitor id, and what it classified of the request (device,
+//!    browser, country); the event adds the site-relative parts (internal referrers, traffic
+//!    source and channel).
 //!
 //! Three payloads share the rules:
 //! - [`Payload::Browser`] (`/api/track`): an object or an array of at most [`MAX_EVENTS`], with
@@ -29,7 +30,9 @@ use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 use url::{Url, form_urlencoded};
 
-use crate::event::Event;
+use crate::classify::referrer::{self, Utm};
+use crate::classify::shared;
+use crate::event::{Event, Traits};
 use crate::identity::{Client, session_hint};
 use crate::site::{Site, SiteError, normalize_domain};
 
@@ -159,6 +162,8 @@ pub struct Incoming {
     pub utm_source: Option<String>,
     pub utm_medium: Option<String>,
     pub utm_campaign: Option<String>,
+    pub utm_term: Option<String>,
+    pub utm_content: Option<String>,
     /// Referrer as host and path, `www.` stripped.
     pub referrer: Option<String>,
     /// The referrer's host, `www.` stripped: the source unless it is the site itself.
@@ -173,7 +178,9 @@ impl Incoming {
     /// The event as the raw log keeps it. Anonymous visitors are identified by the client's IP
     /// and user agent under the current (and previous) salt; an event with a `user_id` by that
     /// id alone, which does not rotate, so it has no previous id. The IP goes into the hash only.
-    pub fn into_event(self, site: &Site, client: &mut Client) -> Event {
+    /// `request` holds what the request says of its client (device, browser, country), shared
+    /// by the request's events; the event adds its own source, channel and UTM tags.
+    pub fn into_event(self, site: &Site, client: &mut Client, request: &Traits) -> Event {
         let (visitor, prev_visitor) = match &self.user_id {
             Some(user) => (client.user(&site.domain, user), None),
             None => client.visitor(&self.site),
@@ -182,6 +189,18 @@ impl Incoming {
         let external = self.referrer_host.as_deref().is_some_and(|h| !same_site(h, &site.domain));
         let (referrer, referrer_host) =
             if external { (self.referrer, self.referrer_host) } else { (None, None) };
+        let utm = Utm {
+            source: self.utm_source.as_deref(),
+            medium: self.utm_medium.as_deref(),
+            campaign: self.utm_campaign.as_deref(),
+        };
+        let origin = referrer::classify(referrer_host.as_deref(), &utm);
+        let traits = Traits {
+            channel: Some(shared(origin.channel.name())),
+            utm_term: self.utm_term.map(Arc::from),
+            utm_content: self.utm_content.map(Arc::from),
+            ..request.clone()
+        };
         debug_assert_eq!(*self.site, *site.domain, "the site looked up by `Incoming::site`");
         Event {
             site: self.site,
@@ -193,12 +212,13 @@ impl Incoming {
             session_hint: self.session_id.as_deref().map(session_hint),
             page: self.page,
             referrer,
-            source: self.utm_source.clone().or(referrer_host),
+            source: origin.source,
             utm_source: self.utm_source,
             utm_medium: self.utm_medium,
             utm_campaign: self.utm_campaign,
             props: self.props,
             screen_width: self.screen_width,
+            traits,
         }
     }
 }
@@ -693,7 +713,7 @@ fn decode_event(
         p if p.is_empty() => "/".to_owned(),
         p => p,
     };
-    let [utm_source, utm_medium, utm_campaign] = utm_tags(url.query());
+    let [utm_source, utm_medium, utm_campaign, utm_term, utm_content] = utm_tags(url.query());
 
     let (referrer, referrer_host) = match r.string(Field::Referrer, MAX_URL_CHARS)? {
         None | Some("") => (None, None),
@@ -761,6 +781,8 @@ fn decode_event(
         utm_source,
         utm_medium,
         utm_campaign,
+        utm_term,
+        utm_content,
         referrer,
         referrer_host,
         props,
@@ -770,11 +792,11 @@ fn decode_event(
     })
 }
 
-/// `utm_source`, `utm_medium` and `utm_campaign` of a URL's query: the first of each key, if
-/// not empty.
-fn utm_tags(query: Option<&str>) -> [Option<String>; 3] {
-    const KEYS: [&str; 3] = ["utm_source", "utm_medium", "utm_campaign"];
-    let mut found: [Option<Option<String>>; 3] = Default::default();
+/// The UTM tags of a URL's query (source, medium, campaign, term, content): the first of each
+/// key, if not empty.
+fn utm_tags(query: Option<&str>) -> [Option<String>; 5] {
+    const KEYS: [&str; 5] = ["utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content"];
+    let mut found: [Option<Option<String>>; 5] = Default::default();
     for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
         if let Some(i) = KEYS.iter().position(|key| *key == k) {
             found[i].get_or_insert_with(|| Some(v.into_owned()).filter(|v| !v.is_empty()));
@@ -1115,7 +1137,7 @@ mod tests {
 
     /// The event of `incoming` for `site()`, from one client.
     fn identified(incoming: Incoming) -> Event {
-        incoming.into_event(&site(), &mut Client::new(&salts(), "ip", "ua"))
+        incoming.into_event(&site(), &mut Client::new(&salts(), "ip", "ua"), &Traits::default())
     }
 
     fn salts() -> Salts {
@@ -1178,7 +1200,8 @@ mod tests {
             "site": "WWW.Example.com",
             "name": "signup",
             "url": "https://example.com/pricing/caf%C3%A9\
-                    ?utm_source=newsletter&utm_medium=email&utm_campaign=nov+sale#top",
+                    ?utm_source=newsletter&utm_medium=email&utm_campaign=nov+sale\
+                    &utm_term=shoes&utm_content=hero&ref=x#top",
             "referrer": "https://www.google.com/search?q=x#frag",
             "ts": NOW - 1000,
             "props": {"plan": "pro", "seats": 3, "trial": false},
@@ -1198,6 +1221,8 @@ mod tests {
                 utm_source: Some("newsletter".into()),
                 utm_medium: Some("email".into()),
                 utm_campaign: Some("nov sale".into()),
+                utm_term: Some("shoes".into()),
+                utm_content: Some("hero".into()),
                 referrer: Some("google.com/search".into()),
                 referrer_host: Some("google.com".into()),
                 props: vec![
@@ -1472,7 +1497,11 @@ mod tests {
     fn anonymous_identity_and_no_ip_in_the_event() {
         let s = salts();
         let mut client = Client::new(&s, "203.0.113.9", "UA/1");
-        let e = browser(json!({"session_id": "s-1"})).unwrap().into_event(&site(), &mut client);
+        let e = browser(json!({"session_id": "s-1"})).unwrap().into_event(
+            &site(),
+            &mut client,
+            &Traits::default(),
+        );
         let (visitor, prev) = s.visitor("example.com", "203.0.113.9", "UA/1");
         assert_eq!((e.visitor, e.prev_visitor, e.user_id.as_deref()), (visitor, prev, None));
         assert_eq!(e.session_hint, Some(session_hint("s-1")));
@@ -1481,7 +1510,7 @@ mod tests {
         let mut rotated = s.clone();
         rotated.rotate(NOW + 86_400_000, [1; 32]);
         let mut client = Client::new(&rotated, "203.0.113.9", "UA/1");
-        let e = browser(json!({})).unwrap().into_event(&site(), &mut client);
+        let e = browser(json!({})).unwrap().into_event(&site(), &mut client, &Traits::default());
         assert_eq!(e.prev_visitor, Some(visitor), "yesterday's id is carried");
     }
 
@@ -1489,9 +1518,11 @@ mod tests {
     fn identified_users_are_hashed_by_user_id() {
         let mut s = salts();
         s.rotate(NOW + 86_400_000, [1; 32]);
-        let e = server(json!({"user_id": "u-1"}))
-            .unwrap()
-            .into_event(&site(), &mut Client::new(&s, "ip", "ua"));
+        let e = server(json!({"user_id": "u-1"})).unwrap().into_event(
+            &site(),
+            &mut Client::new(&s, "ip", "ua"),
+            &Traits::default(),
+        );
         assert_eq!(e.visitor, s.user("example.com", "u-1"));
         assert_eq!(e.prev_visitor, None);
         assert_eq!(e.user_id.as_deref(), Some("u-1"));
@@ -1503,8 +1534,17 @@ mod tests {
         let e = event(json!({"referrer": "https://www.reddit.com/r/rust/"}));
         assert_eq!(
             (e.referrer.as_deref(), e.source.as_deref()),
-            (Some("reddit.com/r/rust/"), Some("reddit.com"))
+            (Some("reddit.com/r/rust/"), Some("Reddit")),
+            "a well-known site is named"
         );
+        assert_eq!(e.traits.channel.as_deref(), Some("Organic Social"));
+        let e = event(json!({
+            "url": "https://example.com/?utm_source=google&utm_medium=cpc&utm_term=shoes",
+            "referrer": "https://www.google.com/",
+        }));
+        assert_eq!(e.source.as_deref(), Some("Google"));
+        assert_eq!(e.traits.channel.as_deref(), Some("Paid Search"));
+        assert_eq!(e.traits.utm_term.as_deref(), Some("shoes"));
         let e = event(json!({
             "url": "https://example.com/?utm_source=newsletter",
             "referrer": "https://mail.google.com/",
@@ -1512,6 +1552,7 @@ mod tests {
         assert_eq!(e.source.as_deref(), Some("newsletter"));
         assert_eq!(e.referrer.as_deref(), Some("mail.google.com"));
         let e = event(json!({}));
+        assert_eq!(e.traits.channel.as_deref(), Some("Direct"));
         assert_eq!((e.referrer, e.source), (None, None), "direct");
         assert_eq!(&*e.site, "example.com");
         assert_eq!(e.page, "/");

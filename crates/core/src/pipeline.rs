@@ -17,7 +17,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use crate::batch::{
     Counter, Dim, Row, RowDelta, SessionKey, SessionRecord, SiteRows, SliceRef, WriteBatch,
 };
-use crate::event::Event;
+use crate::event::{ENGAGEMENT, Event, Traits};
 use crate::site::Site;
 use crate::time::{Bucket, CachedClock, Grain, SiteClock};
 // Named by the tests.
@@ -34,7 +34,7 @@ pub const DIRECT: &str = "Direct / None";
 /// (browser clocks, retries, slow networks).
 const EVICTION_GRACE_MS: i64 = 5 * 60_000;
 
-/// Where a session came from; fixed for the session's life.
+/// Where a session came from and on what; fixed for the session's life.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 struct Attribution {
     source: Option<Arc<str>>,
@@ -42,10 +42,12 @@ struct Attribution {
     utm_source: Option<Arc<str>>,
     utm_medium: Option<Arc<str>>,
     utm_campaign: Option<Arc<str>>,
+    traits: Traits,
 }
 
 impl Attribution {
-    fn dims(&self) -> [(Dim, Option<&Arc<str>>); 5] {
+    /// Every session-level dimension but the entry and exit page, with its value.
+    fn dims(&self) -> impl Iterator<Item = (Dim, Option<&Arc<str>>)> {
         [
             (Dim::Source, self.source.as_ref()),
             (Dim::Referrer, self.referrer.as_ref()),
@@ -53,6 +55,8 @@ impl Attribution {
             (Dim::UtmMedium, self.utm_medium.as_ref()),
             (Dim::UtmCampaign, self.utm_campaign.as_ref()),
         ]
+        .into_iter()
+        .chain(self.traits.dims())
     }
 }
 
@@ -271,12 +275,13 @@ impl Shared {
         page.filter(|p| !p.is_empty()).map(|p| self.page(p))
     }
 
-    /// The attribution of source, referrer, UTM source, medium and campaign; empty ones are
-    /// absent.
-    fn attribution(&mut self, parts: [Option<&str>; 5]) -> Id {
+    /// The attribution of source, referrer, UTM source, medium and campaign, and traits; empty
+    /// ones are absent.
+    fn attribution(&mut self, parts: [Option<&str>; 5], traits: &Traits) -> Id {
         let [source, referrer, utm_source, utm_medium, utm_campaign] =
             parts.map(|s| self.strings.opt(s));
-        let a = Attribution { source, referrer, utm_source, utm_medium, utm_campaign };
+        let traits = traits.map(|s| self.strings.opt(s));
+        let a = Attribution { source, referrer, utm_source, utm_medium, utm_campaign, traits };
         self.attributions.id(&a, |a| Arc::new(a.clone()))
     }
 }
@@ -411,8 +416,19 @@ impl Pipeline {
         batch.offset = Some(offset);
         batch.events += 1;
         let id = self.site_id(&event.site);
-        let pageview = event.is_pageview();
         let page = self.shared.page(&event.page);
+        if event.traits.is_bot() || event.name == ENGAGEMENT {
+            // Neither is part of a visit: a bot's is counted apart, engagement is of a page.
+            let site = &mut self.sites[id];
+            let mut rows = Rows { batch, site: SiteRows::new(&site.name), visitor: event.visitor };
+            let page = self.shared.pages.get(page);
+            match event.traits.is_bot() {
+                true => emit_bot(&mut rows, &mut site.clock, event.ts),
+                false => emit_engagement(&mut rows, &mut site.clock, event, page),
+            }
+            return;
+        }
+        let pageview = event.is_pageview();
         if self.last_name.as_deref() != Some(event.name.as_str()) {
             self.last_name = Some(self.shared.strings.str(&event.name));
         }
@@ -556,13 +572,16 @@ fn slot_of(
 }
 
 fn new_session(shared: &mut Shared, event: &Event, pageview: bool, page: Id) -> Session {
-    let attribution = shared.attribution([
-        Some(event.source.as_deref().unwrap_or(DIRECT)),
-        Some(event.referrer.as_deref().unwrap_or(DIRECT)),
-        event.utm_source.as_deref(),
-        event.utm_medium.as_deref(),
-        event.utm_campaign.as_deref(),
-    ]);
+    let attribution = shared.attribution(
+        [
+            Some(event.source.as_deref().unwrap_or(DIRECT)),
+            Some(event.referrer.as_deref().unwrap_or(DIRECT)),
+            event.utm_source.as_deref(),
+            event.utm_medium.as_deref(),
+            event.utm_campaign.as_deref(),
+        ],
+        &event.traits,
+    );
     Session {
         start: event.ts,
         last: event.ts,
@@ -577,13 +596,16 @@ fn new_session(shared: &mut Shared, event: &Event, pageview: bool, page: Id) -> 
 }
 
 fn session_from_record(shared: &mut Shared, r: SessionRecord) -> Session {
-    let attribution = shared.attribution([
-        r.source.as_deref(),
-        r.referrer.as_deref(),
-        r.utm_source.as_deref(),
-        r.utm_medium.as_deref(),
-        r.utm_campaign.as_deref(),
-    ]);
+    let attribution = shared.attribution(
+        [
+            r.source.as_deref(),
+            r.referrer.as_deref(),
+            r.utm_source.as_deref(),
+            r.utm_medium.as_deref(),
+            r.utm_campaign.as_deref(),
+        ],
+        &r.traits,
+    );
     Session {
         start: r.start,
         last: r.last,
@@ -624,6 +646,7 @@ fn record_of(s: &Session, shared: &Shared) -> SessionRecord {
         utm_medium: a.utm_medium.clone(),
         utm_campaign: a.utm_campaign.clone(),
         hint: s.hint(),
+        traits: a.traits.clone(),
     }
 }
 
@@ -689,6 +712,46 @@ fn emit_event(
     }
 }
 
+/// A bot's event: counted in the totals' bot counter, and nowhere else.
+fn emit_bot(rows: &mut Rows, clock: &mut CachedClock, ts: i64) {
+    for bucket in buckets(clock, ts) {
+        rows.batch.row(&rows.row(bucket, SliceRef::Total)).add(Counter::Bots, 1);
+    }
+}
+
+/// The longest visible time one engagement report counts for: a tab left open for days is not
+/// days of reading.
+pub const MAX_ENGAGED_MS: i64 = 30 * 60_000;
+
+/// An engagement report's visible time (ms) and scroll depth (%), from its `time` and `scroll`
+/// props: what the page view adds since its last report, so that a page view's reports sum to
+/// its time and its deepest scroll. Bounded to what one report can add; what is missing or not
+/// a number counts as 0.
+pub fn engagement(event: &Event) -> (i64, i64) {
+    let prop = |name: &str| {
+        let value = event.props.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim());
+        value.and_then(|v| v.parse::<f64>().ok()).filter(|v| v.is_finite()).unwrap_or(0.0)
+    };
+    let ms = prop("time").clamp(0.0, MAX_ENGAGED_MS as f64);
+    let scroll = prop("scroll").clamp(0.0, 100.0);
+    (ms.round() as i64, scroll.round() as i64)
+}
+
+/// An engagement report: in the totals of its own time, and by its page.
+fn emit_engagement(rows: &mut Rows, clock: &mut CachedClock, event: &Event, page: &Arc<str>) {
+    let (ms, scroll) = engagement(event);
+    let [minute, hour, day] = buckets(clock, event.ts);
+    let slices = [minute, hour, day]
+        .map(|b| (b, SliceRef::Total))
+        .into_iter()
+        .chain([(day, SliceRef::By(&Dim::Page, page))]);
+    for (bucket, slice) in slices {
+        let row = rows.batch.row(&rows.row(bucket, slice));
+        row.add(Counter::EngagedMs, ms);
+        row.add(Counter::ScrollDepth, scroll);
+    }
+}
+
 /// The change an event made to its session's contribution, in the session's start buckets.
 fn emit_session(
     rows: &mut Rows,
@@ -720,7 +783,8 @@ fn emit_session(
         (Dim::EntryPage, entry_was, page(after.entry)),
         (Dim::ExitPage, exit_was, page(after.exit)),
     ];
-    for (dim, old, new) in paged.iter().chain(&attribution) {
+    for (dim, old, new) in paged.into_iter().chain(attribution) {
+        let dim = &dim;
         match (old, new) {
             (Some(o), Some(n)) if o == n => {
                 rows.add_all(&rows.row(day, SliceRef::By(dim, n)), delta);
@@ -743,7 +807,7 @@ mod tests {
     use std::collections::{BTreeMap, BTreeSet};
 
     use super::*;
-    use crate::event::PAGEVIEW;
+    use crate::event::{BOT, PAGEVIEW};
 
     const T0: i64 = 1_795_356_000_000; // 2026-11-22T14:00:00Z
     const MIN: i64 = 60_000;
@@ -827,6 +891,7 @@ mod tests {
         ] {
             *s = s.as_deref().map(Arc::from);
         }
+        r.traits = r.traits.map(|s| s.map(Arc::from));
         r
     }
 
@@ -1018,6 +1083,88 @@ mod tests {
         assert_eq!(l.get(DAY, "total", "bounces"), 0);
         assert_eq!(l.get(DAY, "exit_page=/b", "visits"), 1);
         assert_eq!(l.get(DAY, "exit_page=/", "visits"), 0);
+    }
+
+    fn with_traits(mut e: Event, device: &str, country: &str) -> Event {
+        e.traits = Traits {
+            device: Some(device.into()),
+            browser: Some("Firefox".into()),
+            country: Some(country.into()),
+            ..Traits::default()
+        };
+        e
+    }
+
+    #[test]
+    fn a_session_keeps_the_traits_of_its_first_event() {
+        let mut l = Ledger::default();
+        let mut p = Pipeline::new(DEFAULT_SESSION_TIMEOUT_MS, &[site("UTC")], []);
+        let events = [
+            with_traits(pv(1, T0, "/"), "Mobile", "DE"),
+            // The same visitor seen from elsewhere mid-session (a train, a VPN).
+            with_traits(pv(1, T0 + MIN, "/b"), "Mobile", "FR"),
+        ];
+        run(&mut p, &events, &mut l);
+        for slice in ["device=Mobile", "browser=Firefox", "country=DE"] {
+            assert_eq!(l.get(DAY, slice, "visits"), 1, "{slice}");
+            assert_eq!(l.get(DAY, slice, "pageviews"), 2, "{slice}");
+            assert_eq!(l.get(DAY, slice, "bounces"), 0, "{slice}");
+            assert_eq!(l.visitors(DAY, slice), 1, "{slice}");
+        }
+        assert_eq!(l.get(DAY, "country=FR", "pageviews"), 0);
+
+        // Persisted with the session, so that a restart continues it under the same traits.
+        let records = l.sessions.iter().map(|(v, r)| {
+            (SessionKey { site: "a.com".into(), visitor: *v, backfill: false }, r.clone())
+        });
+        let mut p = Pipeline::new(DEFAULT_SESSION_TIMEOUT_MS, &[site("UTC")], records);
+        run(&mut p, &[with_traits(pv(1, T0 + 2 * MIN, "/c"), "Desktop", "US")], &mut l);
+        assert_eq!(l.get(DAY, "country=DE", "pageviews"), 3);
+        assert_eq!(l.get(DAY, "device=Mobile", "visits"), 1);
+        assert_eq!(l.get(DAY, "device=Desktop", "pageviews"), 0);
+    }
+
+    #[test]
+    fn bots_are_counted_apart_and_nowhere_else() {
+        let mut l = Ledger::default();
+        let mut p = Pipeline::new(DEFAULT_SESSION_TIMEOUT_MS, &[site("UTC")], []);
+        let bot = |ts| with_traits(pv(9, ts, "/"), BOT, "US");
+        run(&mut p, &[bot(T0), bot(T0 + MIN), pv(1, T0, "/")], &mut l);
+        assert_eq!(l.get(DAY, "total", "bots"), 2);
+        assert_eq!(l.get("2026-11-22T14", "total", "bots"), 2);
+        assert_eq!(l.get("2026-11-22T14:01", "total", "bots"), 1);
+        assert_eq!(l.get(DAY, "total", "pageviews"), 1);
+        assert_eq!(l.get(DAY, "total", "visits"), 1);
+        assert_eq!(l.visitors(DAY, "total"), 1);
+        assert_eq!(l.get(DAY, "page=/", "pageviews"), 1);
+        assert_eq!(l.get(DAY, "device=Bot", "visits"), 0);
+        assert!(!l.sessions.contains_key(&9), "a bot has no session");
+    }
+
+    #[test]
+    fn engagement_is_counted_by_page_and_is_not_an_event() {
+        let mut l = Ledger::default();
+        let mut p = Pipeline::new(DEFAULT_SESSION_TIMEOUT_MS, &[site("UTC")], []);
+        let engaged = |ts, time: &str, scroll: &str| Event {
+            props: vec![("time".into(), time.into()), ("scroll".into(), scroll.into())],
+            ..ev(1, ts, ENGAGEMENT, "/a")
+        };
+        let events = [
+            pv(1, T0, "/a"),
+            engaged(T0 + 12_000, "12000", "80"),
+            // Out of range or not numbers: bounded, or nothing.
+            engaged(T0 + 20 * MIN, "999999999", "250"),
+            engaged(T0 + 21 * MIN, "soon", "-3"),
+        ];
+        run(&mut p, &events, &mut l);
+        for (bucket, slice) in [(DAY, "total"), ("2026-11-22T14", "total"), (DAY, "page=/a")] {
+            assert_eq!(l.get(bucket, slice, "engaged_ms"), 12_000 + MAX_ENGAGED_MS, "{slice}");
+            assert_eq!(l.get(bucket, slice, "scroll_depth"), 180, "{bucket} {slice}");
+        }
+        assert_eq!(l.get(DAY, "total", "events"), 1, "the pageview alone");
+        assert_eq!(l.get(DAY, "name=engagement", "events"), 0);
+        assert_eq!(l.get(DAY, "total", "duration"), 0, "engagement does not lengthen a visit");
+        assert_eq!(l.get(DAY, "total", "bounces"), 1);
     }
 
     #[test]

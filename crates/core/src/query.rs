@@ -25,8 +25,11 @@ pub const MAX_LIMIT: usize = 1000;
 const PERIODS: &str = "realtime, day, 7d, 30d, month, 6mo, 12mo, custom";
 const INTERVALS: &str = "minute, hour, date (or day), month";
 const PROPERTIES: &str = "event:page, event:name, event:props:NAME, visit:entry_page, \
-                          visit:exit_page, visit:source, visit:referrer, visit:utm_source, \
-                          visit:utm_medium, visit:utm_campaign";
+                          visit:exit_page, visit:source, visit:referrer, visit:channel, \
+                          visit:utm_source, visit:utm_medium, visit:utm_campaign, \
+                          visit:utm_term, visit:utm_content, visit:device, visit:browser, \
+                          visit:browser_version, visit:os, visit:os_version, visit:country, \
+                          visit:region, visit:city";
 
 /// Which endpoint a query is for; it decides which parameters are read and how they are checked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -149,10 +152,17 @@ pub enum Metric {
     BounceRate,
     VisitDuration,
     Events,
+    /// Average time a page was visible per pageview, seconds (from the tracker's engagement
+    /// reports).
+    TimeOnPage,
+    /// Average deepest scroll per pageview, percent.
+    ScrollDepth,
+    /// Events from bots, which no other metric counts.
+    BotEvents,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 7] = [
+    pub const ALL: [Metric; 10] = [
         Metric::Visitors,
         Metric::Visits,
         Metric::Pageviews,
@@ -160,6 +170,9 @@ impl Metric {
         Metric::BounceRate,
         Metric::VisitDuration,
         Metric::Events,
+        Metric::TimeOnPage,
+        Metric::ScrollDepth,
+        Metric::BotEvents,
     ];
 
     pub fn name(self) -> &'static str {
@@ -171,11 +184,24 @@ impl Metric {
             Metric::BounceRate => "bounce_rate",
             Metric::VisitDuration => "visit_duration",
             Metric::Events => "events",
+            Metric::TimeOnPage => "time_on_page",
+            Metric::ScrollDepth => "scroll_depth",
+            Metric::BotEvents => "bot_events",
         }
     }
 
     pub fn from_name(name: &str) -> Option<Metric> {
         Metric::ALL.into_iter().find(|m| m.name() == name)
+    }
+
+    /// Metrics from engagement reports, kept for the totals and by page.
+    pub fn is_engagement(self) -> bool {
+        matches!(self, Metric::TimeOnPage | Metric::ScrollDepth)
+    }
+
+    /// Metrics kept for the totals only.
+    pub fn is_totals_only(self) -> bool {
+        self == Metric::BotEvents
     }
 
     /// Metrics that need session counters (visits, bounces, duration).
@@ -208,22 +234,8 @@ fn parse_property(value: &str) -> Result<Dim, QueryError> {
             Ok(Dim::Prop(name.into()))
         };
     }
-    Ok(match value {
-        "event:page" => Dim::Page,
-        "event:name" => Dim::EventName,
-        "visit:entry_page" => Dim::EntryPage,
-        "visit:exit_page" => Dim::ExitPage,
-        "visit:source" => Dim::Source,
-        "visit:referrer" => Dim::Referrer,
-        "visit:utm_source" => Dim::UtmSource,
-        "visit:utm_medium" => Dim::UtmMedium,
-        "visit:utm_campaign" => Dim::UtmCampaign,
-        _ => {
-            return Err(QueryError::new(
-                "property",
-                format!("`{value}` is not supported; use one of {PROPERTIES}"),
-            ));
-        }
+    Dim::NAMED.into_iter().find(|d| property_name(d) == value).ok_or_else(|| {
+        QueryError::new("property", format!("`{value}` is not supported; use one of {PROPERTIES}"))
     })
 }
 
@@ -352,14 +364,21 @@ impl StatsQuery {
             let supported = match dim {
                 // Page visit metrics are those of the sessions that entered on the page, so a
                 // ratio of the page's pageviews to them means nothing.
-                Dim::Page => m != Metric::ViewsPerVisit,
-                Dim::EventName | Dim::Prop(_) => !m.needs_visits(),
-                _ => true,
+                Dim::Page => !matches!(m, Metric::ViewsPerVisit | Metric::BotEvents),
+                Dim::EventName | Dim::Prop(_) => !m.needs_visits() && !m.is_totals_only(),
+                _ => !m.is_engagement() && !m.is_totals_only(),
             };
             if !supported {
                 let allowed = match dim {
-                    Dim::Page => "visitors, visits, pageviews, bounce_rate, visit_duration, events",
-                    _ => "visitors, pageviews, events",
+                    Dim::Page => {
+                        "visitors, visits, pageviews, bounce_rate, visit_duration, events, \
+                         time_on_page, scroll_depth"
+                    }
+                    Dim::EventName | Dim::Prop(_) => "visitors, pageviews, events",
+                    _ => {
+                        "visitors, visits, pageviews, views_per_visit, bounce_rate, \
+                          visit_duration, events"
+                    }
                 };
                 return Err(QueryError::new(
                     "metrics",
@@ -840,6 +859,17 @@ mod tests {
             ("visit:utm_source", Dim::UtmSource, "utm_source"),
             ("visit:utm_medium", Dim::UtmMedium, "utm_medium"),
             ("visit:utm_campaign", Dim::UtmCampaign, "utm_campaign"),
+            ("visit:utm_term", Dim::UtmTerm, "utm_term"),
+            ("visit:utm_content", Dim::UtmContent, "utm_content"),
+            ("visit:channel", Dim::Channel, "channel"),
+            ("visit:device", Dim::Device, "device"),
+            ("visit:browser", Dim::Browser, "browser"),
+            ("visit:browser_version", Dim::BrowserVersion, "browser_version"),
+            ("visit:os", Dim::Os, "os"),
+            ("visit:os_version", Dim::OsVersion, "os_version"),
+            ("visit:country", Dim::Country, "country"),
+            ("visit:region", Dim::Region, "region"),
+            ("visit:city", Dim::City, "city"),
         ];
         for (property, dim, key) in cases {
             let q = parse(StatsKind::Breakdown, &[("property", property)]).unwrap();
@@ -905,7 +935,8 @@ mod tests {
                 Aggregate,
                 &[("metrics", "visitors,uniques")],
                 "metrics: unknown metric `uniques`; use a comma-separated list of visitors, \
-                 visits, pageviews, views_per_visit, bounce_rate, visit_duration, events",
+                 visits, pageviews, views_per_visit, bounce_rate, visit_duration, events, \
+                 time_on_page, scroll_depth, bot_events",
             ),
             (
                 Aggregate,
@@ -947,15 +978,20 @@ mod tests {
                 &[],
                 "property: required for breakdowns; use one of event:page, event:name, \
                  event:props:NAME, visit:entry_page, visit:exit_page, visit:source, \
-                 visit:referrer, visit:utm_source, visit:utm_medium, visit:utm_campaign",
+                 visit:referrer, visit:channel, visit:utm_source, visit:utm_medium, \
+                 visit:utm_campaign, visit:utm_term, visit:utm_content, visit:device, \
+                 visit:browser, visit:browser_version, visit:os, visit:os_version, \
+                 visit:country, visit:region, visit:city",
             ),
             (
                 Breakdown,
-                &[("property", "visit:country")],
-                "property: `visit:country` is not supported; use one of event:page, \
-                 event:name, event:props:NAME, visit:entry_page, visit:exit_page, \
-                 visit:source, visit:referrer, visit:utm_source, visit:utm_medium, \
-                 visit:utm_campaign",
+                &[("property", "visit:planet")],
+                "property: `visit:planet` is not supported; use one of event:page, event:name, \
+                 event:props:NAME, visit:entry_page, visit:exit_page, visit:source, \
+                 visit:referrer, visit:channel, visit:utm_source, visit:utm_medium, \
+                 visit:utm_campaign, visit:utm_term, visit:utm_content, visit:device, \
+                 visit:browser, visit:browser_version, visit:os, visit:os_version, \
+                 visit:country, visit:region, visit:city",
             ),
             (
                 Breakdown,
@@ -978,7 +1014,22 @@ mod tests {
                 Breakdown,
                 &[("property", "event:page"), ("metrics", "views_per_visit")],
                 "metrics: `views_per_visit` cannot be used with property `event:page`; it \
-                 supports visitors, visits, pageviews, bounce_rate, visit_duration, events",
+                 supports visitors, visits, pageviews, bounce_rate, visit_duration, events, \
+                 time_on_page, scroll_depth",
+            ),
+            (
+                Breakdown,
+                &[("property", "visit:browser"), ("metrics", "time_on_page")],
+                "metrics: `time_on_page` cannot be used with property `visit:browser`; it \
+                 supports visitors, visits, pageviews, views_per_visit, bounce_rate, \
+                 visit_duration, events",
+            ),
+            (
+                Breakdown,
+                &[("property", "event:page"), ("metrics", "bot_events")],
+                "metrics: `bot_events` cannot be used with property `event:page`; it \
+                 supports visitors, visits, pageviews, bounce_rate, visit_duration, events, \
+                 time_on_page, scroll_depth",
             ),
             (
                 Breakdown,

@@ -27,7 +27,8 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use footfall_core::event::Event;
+use footfall_core::classify::geo::country_code;
+use footfall_core::event::{Event, Traits};
 use footfall_core::identity::Client;
 use footfall_core::ingest::{self, Clock, FieldError, Incoming, Payload};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
@@ -170,8 +171,10 @@ async fn try_collect(
 
     let ip = client_ip(&parts, state.config.trust_proxy)?;
     let user_agent = parts.headers.get(USER_AGENT).map(|v| String::from_utf8_lossy(v.as_bytes()));
+    let user_agent = user_agent.as_deref().unwrap_or("");
+    let traits = request_traits(state, payload, &parts.headers, ip, user_agent);
     let (events, rejected) =
-        to_events(state, payload, decoded, &ip, user_agent.as_deref().unwrap_or(""));
+        to_events(state, payload, decoded, &ip.to_string(), user_agent, &traits);
 
     if events.is_empty() {
         let error = match rejected.as_slice() {
@@ -198,6 +201,7 @@ fn to_events(
     decoded: Vec<Result<Incoming, FieldError>>,
     ip: &str,
     user_agent: &str,
+    traits: &Traits,
 ) -> (Vec<Event>, Vec<Rejection>) {
     // A copy, so that only one lock is held at a time.
     let salts = state.salts.read().expect("salts lock").clone();
@@ -209,7 +213,7 @@ fn to_events(
         let (reason, error) = match result {
             Ok(incoming) => match sites.get(&*incoming.site) {
                 Some(site) => {
-                    events.push(incoming.into_event(site, &mut client));
+                    events.push(incoming.into_event(site, &mut client, traits));
                     continue;
                 }
                 None => ("unknown_site", FieldError::unknown_site(payload, &incoming.site)),
@@ -264,7 +268,7 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
 /// (it is then the address the proxy saw; without a proxy anyone could set it), else the
 /// socket's peer. Canonical form, so an IPv4 client seen as `::ffff:a.b.c.d` on a dual-stack
 /// socket is the same visitor as when it arrives over IPv4.
-fn client_ip(parts: &Parts, trust_proxy: bool) -> Result<String, ApiError> {
+fn client_ip(parts: &Parts, trust_proxy: bool) -> Result<IpAddr, ApiError> {
     let forwarded = parts
         .headers
         .get("x-forwarded-for")
@@ -279,7 +283,37 @@ fn client_ip(parts: &Parts, trust_proxy: bool) -> Result<String, ApiError> {
             "the client's address is unknown: the server was started without connection info",
         )
     })?;
-    Ok(ip.to_canonical().to_string())
+    Ok(ip.to_canonical())
+}
+
+/// What the request says of its client, for all its events: device, browser and OS from the
+/// user agent, and the country from the trusted proxy's header or else the address. Events
+/// that an application server sends on its users' behalf come with the server's own user
+/// agent, which says nothing of the user: they are never taken for a bot's.
+fn request_traits(
+    state: &AppState,
+    payload: Payload,
+    headers: &HeaderMap,
+    ip: IpAddr,
+    user_agent: &str,
+) -> Traits {
+    let agent = state.agents.classify(user_agent);
+    let mut traits = match payload == Payload::Server && agent.is_bot() {
+        true => Traits::default(),
+        false => Traits::of_agent(&agent),
+    };
+    let config = &state.config;
+    let header = config.country_header.as_deref().and_then(|name| headers.get(name));
+    match header.and_then(|v| v.to_str().ok()).and_then(country_code) {
+        Some(country) => traits.country = Some(country),
+        None => {
+            if let Some(place) = config.geo.as_ref().map(|db| db.locate(ip)) {
+                (traits.country, traits.region, traits.city) =
+                    (place.country, place.region, place.city);
+            }
+        }
+    }
+    traits
 }
 
 /// An address as proxies write it: bare, or with a port (`203.0.113.9:4711`, `[2001:db8::1]:80`).

@@ -5,6 +5,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
+use footfall_core::classify::agent::Agents;
+use footfall_core::classify::geo::GeoDb;
 use footfall_core::identity::Salts;
 use footfall_core::site::Site;
 use footfall_store::Store;
@@ -18,6 +20,11 @@ pub struct ServerConfig {
     pub max_clock_skew_ms: i64,
     /// Session inactivity timeout, ms.
     pub session_timeout_ms: i64,
+    /// A request header, lower case, that a proxy in front sets to the visitor's country code
+    /// (`cf-ipcountry`); it wins over `geo`.
+    pub country_header: Option<String>,
+    /// Where visitors are, by IP address.
+    pub geo: Option<Arc<GeoDb>>,
 }
 
 impl Default for ServerConfig {
@@ -26,6 +33,8 @@ impl Default for ServerConfig {
             trust_proxy: false,
             max_clock_skew_ms: 5 * 60_000,
             session_timeout_ms: 30 * 60_000,
+            country_header: None,
+            geo: None,
         }
     }
 }
@@ -45,6 +54,8 @@ pub struct AppState {
     /// reads, so that a query's several reads all see the rollups between two batches: never
     /// an event's pageview without its visitor.
     pub rollups: tokio::sync::RwLock<()>,
+    /// Devices, browsers and OSes by user agent, each parsed once.
+    pub agents: Agents,
 }
 
 impl AppState {
@@ -62,6 +73,7 @@ impl AppState {
             sites_generation: AtomicU64::new(0),
             appended: AtomicU64::new(0),
             rollups: tokio::sync::RwLock::new(()),
+            agents: Agents::new(),
         }
     }
 

@@ -199,7 +199,21 @@ async fn breakdown(
         .take(query.limit)
         .map(|row| {
             let mut out = Map::new();
-            out.insert(key.to_owned(), row.value.into());
+            // A version is named with what it is a version of, as Plausible does.
+            let split = match dim {
+                Dim::BrowserVersion => Some(Dim::Browser),
+                Dim::OsVersion => Some(Dim::Os),
+                _ => None,
+            };
+            match split.as_ref().zip(row.value.rsplit_once(' ')) {
+                Some((of, (name, version))) => {
+                    out.insert(of.name().to_owned(), name.into());
+                    out.insert(key.to_owned(), version.into());
+                }
+                None => {
+                    out.insert(key.to_owned(), row.value.into());
+                }
+            }
             for &m in metrics {
                 out.insert(m.name().into(), metric_value(m, row.visitors, &row.counts));
             }
@@ -223,6 +237,13 @@ fn metric_value(metric: Metric, visitors: u64, c: &Counts) -> Value {
         }
         Metric::BounceRate => rounded_ratio(i128::from(c.bounces) * 100, visits).into(),
         Metric::VisitDuration => rounded_ratio(i128::from(c.duration), visits * 1000).into(),
+        Metric::TimeOnPage => {
+            rounded_ratio(i128::from(c.engaged_ms), i128::from(c.pageviews) * 1000).into()
+        }
+        Metric::ScrollDepth => {
+            rounded_ratio(i128::from(c.scroll_depth), i128::from(c.pageviews)).into()
+        }
+        Metric::BotEvents => c.bots.into(),
     }
 }
 
@@ -769,7 +790,7 @@ mod tests {
                 "aggregate?metrics=hits",
                 "metrics: unknown metric `hits`; use a comma-separated \
               list of visitors, visits, pageviews, views_per_visit, bounce_rate, \
-              visit_duration, events",
+              visit_duration, events, time_on_page, scroll_depth, bot_events",
             ),
             (
                 "aggregate?filters=event:page%3D%3D/",

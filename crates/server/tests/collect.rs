@@ -254,7 +254,7 @@ async fn plausible_payload_is_accepted_as_plausible_sends_it() {
     assert_eq!((status, answer), (StatusCode::ACCEPTED, json!({"accepted": 1, "rejected": []})));
     let e = &h.logged().await[0];
     assert_eq!((e.page.as_str(), e.utm_medium.as_deref()), ("/docs", Some("social")));
-    assert_eq!(e.source.as_deref(), Some("news.ycombinator.com"));
+    assert_eq!(e.source.as_deref(), Some("Hacker News"));
     assert_eq!(e.props, [("author".to_owned(), "ana".to_owned())]);
     assert_eq!(e.screen_width, Some(390));
 
@@ -526,4 +526,63 @@ fn metrics_count_accepted_and_rejected_events_and_batch_sizes() {
     ] {
         assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
     }
+}
+
+/// What the request says of its client is classified into the logged event, and nothing raw
+/// of it is kept: device, browser and OS from the user agent; the country from the trusted
+/// proxy's header when one is configured; a crawler is marked as a bot; an application
+/// server's own user agent, which says nothing of its users, is never a bot's.
+#[tokio::test]
+async fn requests_are_classified_into_traits() {
+    let iphone = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 \
+                  (KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1";
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
+    let config =
+        ServerConfig { country_header: Some("cf-ipcountry".into()), ..ServerConfig::default() };
+    let sites = vec![Site::new("example.com", "UTC", false).unwrap()];
+    let state = Arc::new(AppState::new(store, config, sites, Salts::new(engine_now(), [7; 64])));
+    let app = || collect::routes().with_state(state.clone());
+    let headers = |ua: &'static str, country: &'static str| {
+        vec![("content-type", "application/json"), ("user-agent", ua), ("cf-ipcountry", country)]
+    };
+    let body = pageview("https://example.com/?utm_term=shoes&utm_content=hero").to_string();
+    for (ua, country) in [(iphone, "de"), ("Googlebot/2.1 (+http://www.google.com/bot.html)", "US")]
+    {
+        let req = request("/api/track", "192.0.2.1:5000", &headers(ua, country), body.clone());
+        assert_eq!(send(app(), req).await.0, StatusCode::ACCEPTED);
+    }
+    // Cloudflare's "unknown" and Tor codes name no country.
+    let req = request("/api/track", "192.0.2.1:5000", &headers(iphone, "XX"), body.clone());
+    assert_eq!(send(app(), req).await.0, StatusCode::ACCEPTED);
+
+    let logged = state.store.unapplied(None, 10).await.unwrap();
+    let traits: Vec<_> = logged.iter().map(|(_, e)| e.traits.clone()).collect();
+    let t = &traits[0];
+    assert_eq!(
+        (t.device.as_deref(), t.browser.as_deref(), t.browser_version.as_deref()),
+        (Some("Mobile"), Some("Mobile Safari"), Some("Mobile Safari 17.1"))
+    );
+    assert_eq!((t.os.as_deref(), t.os_version.as_deref()), (Some("iOS"), Some("iOS 17.1")));
+    assert_eq!((t.country.as_deref(), t.channel.as_deref()), (Some("DE"), Some("Direct")));
+    assert_eq!((t.utm_term.as_deref(), t.utm_content.as_deref()), (Some("shoes"), Some("hero")));
+    assert!(traits[1].is_bot(), "{:?}", traits[1]);
+    assert_eq!(traits[2].country, None);
+    assert!(!format!("{logged:?}").contains("iPhone OS 17_1"), "no raw user agent is kept");
+
+    // From an application server: its HTTP library is not a bot, and not the user's browser.
+    let key = auth::new_key();
+    let stored = ApiKey { name: "app".into(), created: 0 };
+    state.store.put_api_key(auth::hash_key(&key), &stored).await.unwrap();
+    let auth = format!("Bearer {key}");
+    let req = request(
+        "/api/v1/events",
+        "192.0.2.1:5000",
+        &[("content-type", "application/json"), ("user-agent", "python-requests/2.32"), ("authorization", &auth)],
+        json!({"site": "example.com", "name": "signup", "url": "https://example.com/", "user_id": "u1"})
+            .to_string(),
+    );
+    assert_eq!(send(app(), req).await.0, StatusCode::ACCEPTED);
+    let logged = state.store.unapplied(Some(2), 10).await.unwrap();
+    assert_eq!(logged[0].1.traits.device, None, "{:?}", logged[0].1.traits);
 }

@@ -274,9 +274,22 @@ async fn a_scripted_dataset_gives_hand_computed_answers() {
         sources,
         json!({ "results": [
             { "source": "Direct / None", "visitors": 2, "visits": 2 },
-            { "source": "google.com", "visitors": 1, "visits": 1 },
-            { "source": "news.ycombinator.com", "visitors": 1, "visits": 1 },
+            { "source": "Google", "visitors": 1, "visits": 1 },
+            { "source": "Hacker News", "visitors": 1, "visits": 1 },
             { "source": "newsletter", "visitors": 1, "visits": 1 },
+        ]})
+    );
+    // The same sessions by channel: Hacker News is a social site, the newsletter is email.
+    let channels = server
+        .get(&q("breakdown", &format!("{period}&property=visit:channel&metrics=visits")))
+        .await;
+    assert_eq!(
+        channels,
+        json!({ "results": [
+            { "channel": "Direct", "visits": 2 },
+            { "channel": "Email", "visits": 1 },
+            { "channel": "Organic Search", "visits": 1 },
+            { "channel": "Organic Social", "visits": 1 },
         ]})
     );
     let campaign = server

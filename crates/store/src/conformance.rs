@@ -11,7 +11,7 @@ use std::time::Duration;
 use footfall_core::batch::{
     Counter, CounterId, Dim, RowId, SessionKey, SessionRecord, Slice, WriteBatch, unique_element,
 };
-use footfall_core::event::Event;
+use footfall_core::event::{Event, Traits};
 use footfall_core::hll::{Hll, count_union};
 use footfall_core::identity::Salts;
 use footfall_core::site::Site;
@@ -67,6 +67,11 @@ fn event(site: &str, ts: i64, page: &str) -> Event {
         page: page.into(),
         props: vec![("k".into(), "v:w".into())],
         screen_width: Some(1280),
+        traits: Traits {
+            browser: Some("Safari".into()),
+            utm_term: Some("shoes".into()),
+            ..Traits::default()
+        },
         ..Event::default()
     }
 }
@@ -80,7 +85,7 @@ fn by(site: &str, bucket: Bucket, dim: Dim, value: &str, counter: Counter) -> Co
 }
 
 fn counts(pageviews: i64, events: i64, visits: i64, bounces: i64, duration: i64) -> Counts {
-    Counts { pageviews, events, visits, bounces, duration }
+    Counts { pageviews, events, visits, bounces, duration, ..Counts::default() }
 }
 
 fn pages(events: &[Event]) -> Vec<&str> {
@@ -226,6 +231,9 @@ pub async fn counters_sum_deltas_per_bucket(store: Arc<dyn Store>) {
     batch.incr(total("a.com", day(0), Counter::Duration), 60_000);
     batch.incr(total("a.com", day(1), Counter::Pageviews), 1);
     batch.incr(total("b.com", day(0), Counter::Pageviews), 100);
+    batch.incr(total("b.com", day(0), Counter::Bots), 6);
+    batch.incr(total("b.com", day(0), Counter::EngagedMs), 4200);
+    batch.incr(total("b.com", day(0), Counter::ScrollDepth), 75);
     batch.incr(total("a.com", minute, Counter::Events), 4);
     store.apply(&batch).await.unwrap();
 
@@ -248,7 +256,8 @@ pub async fn counters_sum_deltas_per_bucket(store: Arc<dyn Store>) {
         counts(0, 5, 0, 0, 0),
     ];
     assert_eq!(got, expected);
-    assert_eq!(store.totals("b.com", &[day(0)]).await.unwrap(), [counts(100, 0, 0, 0, 0)]);
+    let b = Counts { bots: 6, engaged_ms: 4200, scroll_depth: 75, ..counts(100, 0, 0, 0, 0) };
+    assert_eq!(store.totals("b.com", &[day(0)]).await.unwrap(), [b]);
     assert_eq!(store.totals("c.com", &[day(0)]).await.unwrap(), [Counts::default()]);
     assert!(store.totals("a.com", &[]).await.unwrap().is_empty());
 }
@@ -266,6 +275,8 @@ pub async fn breakdown_sums_over_buckets_and_drops_zero_rows(store: Arc<dyn Stor
     batch.incr(by("a.com", day(0), plan(), "pro", Counter::Events), 3);
     batch.incr(by("a.com", day(0), Dim::EntryPage, "/a", Counter::Visits), 9);
     batch.incr(by("b.com", day(0), Dim::Page, "/a", Counter::Pageviews), 8);
+    batch.incr(by("b.com", day(0), Dim::Page, "/e", Counter::EngagedMs), 61_000);
+    batch.incr(by("b.com", day(0), Dim::Page, "/e", Counter::ScrollDepth), 130);
     store.apply(&batch).await.unwrap();
 
     let mut batch = WriteBatch::default();
@@ -294,7 +305,11 @@ pub async fn breakdown_sums_over_buckets_and_drops_zero_rows(store: Arc<dyn Stor
     let got = store.breakdown("a.com", &both, &Dim::EntryPage).await.unwrap();
     assert_eq!(got, [("/a".to_owned(), counts(0, 0, 9, 0, 0))]);
     let got = store.breakdown("b.com", &both, &Dim::Page).await.unwrap();
-    assert_eq!(got, [("/a".to_owned(), counts(8, 0, 0, 0, 0))]);
+    let engaged = Counts { engaged_ms: 61_000, scroll_depth: 130, ..counts(0, 0, 0, 0, 0) };
+    assert_eq!(
+        sorted(&got),
+        [("/a".to_owned(), counts(8, 0, 0, 0, 0)), ("/e".to_owned(), engaged)]
+    );
     assert!(store.breakdown("a.com", &[day(5)], &Dim::Page).await.unwrap().is_empty());
     assert!(store.breakdown("a.com", &both, &Dim::Source).await.unwrap().is_empty());
 }
@@ -378,6 +393,13 @@ fn session(start: i64, pageviews: u32, exit: &str) -> SessionRecord {
         utm_medium: Some("social".into()),
         utm_campaign: None,
         hint: Some(42),
+        traits: Traits {
+            device: Some("Mobile".into()),
+            browser: Some("Firefox".into()),
+            country: Some("DE".into()),
+            channel: Some("Organic Social".into()),
+            ..Traits::default()
+        },
     }
 }
 

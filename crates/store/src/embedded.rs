@@ -43,7 +43,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, OwnedWriteBatch, PersistMode};
 use footfall_core::batch::{
-    Counter, Dim, SessionKey, SessionRecord, Slice, WriteBatch, unique_element,
+    Counter, Dim, SessionKey, SessionRecord, Slice, WriteBatch, decode_session, encode_session,
+    unique_element,
 };
 use footfall_core::event::{Event, decode_record, encode_record};
 use footfall_core::hll::{Hll, count_union};
@@ -686,7 +687,7 @@ impl Inner {
                         show_key(&key)
                     )));
                 };
-                let record = postcard::from_bytes(&value)
+                let record = decode_session(&value)
                     .map_err(|e| StoreError::Corrupt(format!("session {}: {e}", show_key(&key))))?;
                 Ok((session, record))
             })
@@ -719,7 +720,7 @@ impl Inner {
     ) -> Result<Vec<(String, Counts)>> {
         let mut rows: FxHashMap<String, Counts> = FxHashMap::default();
         for &bucket in buckets {
-            for counter in Counter::ALL {
+            for &counter in dim.counters() {
                 let hash = keys::breakdown(site, bucket, dim, counter);
                 self.scan_hash(&hash, |value, count| {
                     let count = parse_counter(hash.as_bytes(), count)?;
@@ -804,7 +805,7 @@ impl ApplyPlan {
             .iter()
             .map(|(key, record)| {
                 // A struct of integers and strings always serialises.
-                let record = record.as_ref().map(|r| postcard::to_stdvec(r).expect("session"));
+                let record = record.as_ref().map(encode_session);
                 Ok((checked_key(keys::session(key).into_bytes())?, record))
             })
             .collect::<Result<_>>()?;

@@ -11,7 +11,7 @@
 //! | `ff:{SITE}:b:GRAIN:LABEL:DIM:COUNTER`  | hash          | dimension value → counter            |
 //! | `ff:{SITE}:u:GRAIN:LABEL`              | HyperLogLog   | the bucket's unique visitors         |
 //! | `ff:{SITE}:u:GRAIN:LABEL:DIM:VALUE`    | HyperLogLog   | unique visitors of one value         |
-//! | `ff:{SITE}:s:VISITOR`                  | string        | postcard `SessionRecord`             |
+//! | `ff:{SITE}:s:VISITOR`                  | string        | `encode_session` (version, postcard) |
 //! | `ff:sites`                             | hash          | domain → JSON `Site`                 |
 //! | `ff:keys`                              | hash          | hex(blake3(secret)) → JSON `ApiKey`  |
 //! | `ff:salts`                             | string        | JSON `Salts`                         |

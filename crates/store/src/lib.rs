@@ -61,26 +61,33 @@ pub struct Counts {
     pub bounces: i64,
     /// Total session duration, milliseconds.
     pub duration: i64,
+    /// Visible time (ms) and scroll depth (%) that engagement reports sum.
+    pub engaged_ms: i64,
+    pub scroll_depth: i64,
+    /// Events from bots.
+    pub bots: i64,
 }
 
 impl Counts {
     pub fn get(&self, c: Counter) -> i64 {
-        match c {
-            Counter::Pageviews => self.pageviews,
-            Counter::Events => self.events,
-            Counter::Visits => self.visits,
-            Counter::Bounces => self.bounces,
-            Counter::Duration => self.duration,
-        }
+        // A copy is 64 bytes: cheaper than a second match to keep in step.
+        *{ *self }.field_mut(c)
     }
 
     pub fn add(&mut self, c: Counter, v: i64) {
+        *self.field_mut(c) += v;
+    }
+
+    fn field_mut(&mut self, c: Counter) -> &mut i64 {
         match c {
-            Counter::Pageviews => self.pageviews += v,
-            Counter::Events => self.events += v,
-            Counter::Visits => self.visits += v,
-            Counter::Bounces => self.bounces += v,
-            Counter::Duration => self.duration += v,
+            Counter::Pageviews => &mut self.pageviews,
+            Counter::Events => &mut self.events,
+            Counter::Visits => &mut self.visits,
+            Counter::Bounces => &mut self.bounces,
+            Counter::Duration => &mut self.duration,
+            Counter::EngagedMs => &mut self.engaged_ms,
+            Counter::ScrollDepth => &mut self.scroll_depth,
+            Counter::Bots => &mut self.bots,
         }
     }
 

@@ -35,7 +35,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use footfall_core::batch::{
-    Counter, Dim, RowDelta, RowId, SessionKey, SessionRecord, Slice, WriteBatch, unique_element,
+    Counter, Dim, RowDelta, RowId, SessionKey, SessionRecord, Slice, WriteBatch, decode_session,
+    encode_session, unique_element,
 };
 use footfall_core::event::{Event, decode_record, encode_record};
 use footfall_core::identity::Salts;
@@ -1068,7 +1069,7 @@ impl Store for RedisStore {
             for ((key, name), value) in chunk.iter().zip(values) {
                 // Deleted since the scan: the session ended.
                 let Some(value) = value else { continue };
-                let record = postcard::from_bytes(&value)
+                let record = decode_session(&value)
                     .map_err(|e| StoreError::Corrupt(format!("session {name}: {e}")))?;
                 sessions.push((key.clone(), record));
             }
@@ -1113,7 +1114,7 @@ impl Store for RedisStore {
         let mut pipe = redis::pipe();
         let mut asked = Vec::new();
         for &bucket in buckets {
-            for counter in Counter::ALL {
+            for &counter in dim.counters() {
                 let hash = keys::breakdown(site, bucket, dim, counter);
                 pipe.cmd("HGETALL").arg(&hash);
                 asked.push((hash, counter));
@@ -1393,9 +1394,7 @@ impl Inner {
         for (key, session) in writes.sessions {
             match session {
                 // A struct of integers and strings always serialises.
-                Some(record) => {
-                    set.arg(keys::session(key)).arg(postcard::to_stdvec(record).expect("session"))
-                }
+                Some(record) => set.arg(keys::session(key)).arg(encode_session(record)),
                 None => del.arg(keys::session(key)),
             };
         }

@@ -179,5 +179,6 @@ fn session(start: i64) -> SessionRecord {
         utm_medium: None,
         utm_campaign: None,
         hint: None,
+        traits: Default::default(),
     }
 }

@@ -1,9 +1,11 @@
 //! `footfall serve`.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, anyhow};
+use footfall_core::classify::geo::GeoDb;
 use footfall_server::serve::{ServeOptions, load_state, serve};
 use footfall_store::redis::{LEASE, WriterOptions};
 use footfall_store::{EmbeddedStore, RedisStore, Store};
@@ -36,7 +38,11 @@ pub async fn run(settings: &Settings) -> Result<()> {
             (Arc::new(store), Some(socket_path(&settings.data_dir)), None)
         }
     };
-    let state = load_state(store, settings.server.clone(), &settings.sites).await?;
+    let mut config = settings.server.clone();
+    if let Some(path) = &settings.geoip_database {
+        config.geo = Some(Arc::new(load_geo(path)?));
+    }
+    let state = load_state(store, config.clone(), &settings.sites).await?;
 
     // Registered before serving, so that a failure shows now rather than as an early stop.
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle Ctrl-C")?;
@@ -51,7 +57,7 @@ pub async fn run(settings: &Settings) -> Result<()> {
 
     let options = ServeOptions {
         listen: settings.listen,
-        config: settings.server.clone(),
+        config,
         pipeline: settings.pipeline,
         retention_days: settings.retention_days,
         control_socket,
@@ -62,4 +68,14 @@ pub async fn run(settings: &Settings) -> Result<()> {
         .with_context(|| format!("cannot serve on {}", settings.listen))?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Reads the geolocation database, saying what is wrong with it if it cannot be used.
+fn load_geo(path: &Path) -> Result<GeoDb> {
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("cannot read the GeoIP database {}", path.display()))?;
+    let db = GeoDb::from_bytes(bytes)
+        .map_err(|e| anyhow!("{} is not a MaxMind-format (.mmdb) database: {e}", path.display()))?;
+    tracing::info!(path = %path.display(), kind = db.kind(), "locating visitors with a GeoIP database");
+    Ok(db)
 }

@@ -5,8 +5,11 @@
 //!
 //! Everything comes from a seeded PRNG, so every run measures the same traffic.
 
+use footfall_core::classify::agent::Agents;
+use footfall_core::event::{Event, Traits};
+use footfall_core::identity::Client;
 use footfall_core::identity::Salts;
-use footfall_core::ingest::Clock;
+use footfall_core::ingest::{Clock, Incoming};
 use footfall_core::site::Site;
 use serde_json::{Map, Value, json};
 
@@ -72,6 +75,16 @@ pub struct Peer {
     pub ua: String,
 }
 
+impl Traffic {
+    /// Derives a peer's event as the collector does: its user agent classified (cached), its
+    /// identity hashed.
+    pub fn identify(&self, incoming: Incoming, peer: &Peer) -> Event {
+        let site = self.site(&incoming.site);
+        let traits = Traits::of_agent(&self.agents.classify(&peer.ua));
+        incoming.into_event(site, &mut Client::new(&self.salts, &peer.ip, &peer.ua), &traits)
+    }
+}
+
 /// One request to `/api/track`: a JSON array of events from many visitors, in time order.
 pub struct Request {
     pub body: Vec<u8>,
@@ -86,6 +99,8 @@ pub struct Traffic {
     pub peers: Vec<Peer>,
     pub requests: Vec<Request>,
     pub events: usize,
+    /// Classifies the peers' user agents, as the collector's cache does.
+    pub agents: Agents,
 }
 
 /// The shape of each visitor's traffic.
@@ -446,7 +461,7 @@ impl Traffic {
         // Steady state: yesterday's salt is still kept, so each visitor is hashed twice.
         let mut salts = Salts::new(SPAN_START_MS - 86_400_000, [0x5a; 64]);
         salts.rotate(SPAN_START_MS, [0xa5; 32]);
-        Traffic { sites, salts, peers, events: raw.len(), requests }
+        Traffic { sites, salts, peers, events: raw.len(), requests, agents: Agents::new() }
     }
 
     pub fn site(&self, domain: &str) -> &Site {
