@@ -1,109 +1,16 @@
 //! The real `footfall` binary in a temporary directory: commands on a data directory with no
 //! server, the same commands through a running server's control socket, and an orderly stop.
 
-use std::fs::File;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+mod support;
+
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use footfall_testkit::{RedisCluster, RedisServer};
-
-const BIN: &str = env!("CARGO_BIN_EXE_footfall");
-const UA: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
-
-/// `footfall ARGS` in `cwd`, with no footfall settings inherited from the test's environment.
-fn footfall(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(BIN);
-    cmd.current_dir(cwd).args(args).stdin(Stdio::null());
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("FOOTFALL_") || key == "RUST_LOG" {
-            cmd.env_remove(key);
-        }
-    }
-    cmd.envs(env.iter().copied());
-    cmd.output().expect("the footfall binary runs")
-}
-
-/// Stdout of a command that must succeed.
-fn ok(args: &[&str], out: Output) -> String {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "footfall {args:?} failed: {}\n{stderr}", out.status);
-    String::from_utf8(out.stdout).expect("UTF-8 stdout")
-}
-
-/// Stderr of a command that must fail.
-fn fails(args: &[&str], out: Output) -> String {
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(!out.status.success(), "footfall {args:?} succeeded: {stdout}");
-    assert!(out.stdout.is_empty(), "footfall {args:?} printed on stdout: {stdout}");
-    let stderr = String::from_utf8(out.stderr).expect("UTF-8 stderr");
-    assert!(stderr.starts_with("error: "), "footfall {args:?}: {stderr}");
-    stderr
-}
-
-/// A temporary directory with a data directory in it, or with a Redis of its own.
-struct Workspace {
-    dir: tempfile::TempDir,
-    data: PathBuf,
-    redis: Option<Redis>,
-}
-
-enum Redis {
-    Server(RedisServer),
-    Cluster(RedisCluster),
-}
-
-impl Redis {
-    fn url(&self) -> String {
-        match self {
-            Redis::Server(server) => server.url(),
-            Redis::Cluster(cluster) => cluster.url(),
-        }
-    }
-}
+use footfall_testkit::RedisServer;
+use support::{Redis, Server, Workspace, fails, footfall, ok};
 
 impl Workspace {
-    fn new() -> Workspace {
-        let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("data");
-        Workspace { dir, data, redis: None }
-    }
-
-    fn on_redis() -> Workspace {
-        Workspace { redis: Some(Redis::Server(RedisServer::start())), ..Workspace::new() }
-    }
-
-    fn on_cluster() -> Workspace {
-        Workspace { redis: Some(Redis::Cluster(RedisCluster::start())), ..Workspace::new() }
-    }
-
-    /// Where the state is: `--data-dir DIR` or `--redis URL`.
-    fn store_args(&self) -> Vec<String> {
-        match &self.redis {
-            Some(redis) => vec!["--redis".into(), redis.url()],
-            None => vec!["--data-dir".into(), self.data.to_str().unwrap().into()],
-        }
-    }
-
-    fn output(&self, args: &[&str]) -> Output {
-        let store = self.store_args();
-        let mut all: Vec<&str> = store.iter().map(String::as_str).collect();
-        all.extend_from_slice(args);
-        footfall(self.dir.path(), &all, &[])
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        ok(args, self.output(args))
-    }
-
-    fn fails(&self, args: &[&str]) -> String {
-        fails(args, self.output(args))
-    }
-
     /// Bad input is refused with a message that names the problem, whether the command runs on
     /// the store or through a server.
     fn check_bad_input(&self) {
@@ -138,118 +45,6 @@ fn assert_is_key(stdout: &str) -> String {
         "stdout is not a key alone: {stdout:?}"
     );
     key.to_owned()
-}
-
-/// A running `footfall serve`, killed if the test fails before stopping it.
-struct Server {
-    child: Child,
-    addr: String,
-    log: PathBuf,
-}
-
-impl Server {
-    fn start(ws: &Workspace) -> Server {
-        // Taken from the OS and released for the server; another process could take it in
-        // between, which would show as a failed start.
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let addr = format!("127.0.0.1:{port}");
-        let log = ws.dir.path().join("server.log");
-        let mut cmd = Command::new(BIN);
-        cmd.current_dir(ws.dir.path())
-            .args(["serve", "--listen", &addr])
-            .args(ws.store_args())
-            .env("FOOTFALL_FLUSH_INTERVAL_MS", "50")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(File::create(&log).unwrap());
-        let mut server = Server { child: cmd.spawn().unwrap(), addr, log };
-
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = server.child.try_wait().unwrap() {
-                panic!("the server exited with {status}:\n{}", server.log());
-            }
-            if TcpStream::connect(&server.addr).is_ok() && server.get("/healthz", None).0 == 200 {
-                return server;
-            }
-            assert!(Instant::now() < deadline, "the server did not start:\n{}", server.log());
-            sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn get(&self, path: &str, key: Option<&str>) -> (u16, String) {
-        let auth = key.map(|k| format!("Authorization: Bearer {k}\r\n")).unwrap_or_default();
-        self.http(&format!("GET {path} HTTP/1.1\r\n{auth}"), "")
-    }
-
-    fn post_json(&self, path: &str, body: &str) -> (u16, String) {
-        self.http(
-            &format!(
-                "POST {path} HTTP/1.1\r\nContent-Type: application/json\r\nUser-Agent: {UA}\r\n"
-            ),
-            body,
-        )
-    }
-
-    /// One request on its own connection; `head` is the request line and headers.
-    fn http(&self, head: &str, body: &str) -> (u16, String) {
-        let mut stream = TcpStream::connect(&self.addr).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        let request = format!(
-            "{head}Host: {}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
-            self.addr,
-            body.len()
-        );
-        stream.write_all(request.as_bytes()).unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
-        assert!(!head.to_ascii_lowercase().contains("chunked"), "unexpected chunking: {head}");
-        let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("a status");
-        (status, body.to_owned())
-    }
-
-    /// Waits until today's aggregate for `live.example` counts its one pageview, and returns
-    /// the answer's body.
-    fn live_pageview_counted(&self) -> String {
-        let params = "site_id=live.example&period=day&metrics=visitors,pageviews";
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let (status, body) = self.get(&format!("/api/v1/stats/aggregate?{params}"), None);
-            assert_eq!(status, 200, "{body}");
-            if body.contains(r#""pageviews":{"value":1}"#) {
-                return body;
-            }
-            assert!(Instant::now() < deadline, "the event was not counted: {body}\n{}", self.log());
-            sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Sends SIGTERM and returns whether the server then exited successfully.
-    fn terminate(&mut self) -> bool {
-        let pid = self.child.id().to_string();
-        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.success();
-            }
-            assert!(Instant::now() < deadline, "the server did not stop:\n{}", self.log());
-            sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        // Already reaped after `terminate`, in which case both calls do nothing useful.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[test]

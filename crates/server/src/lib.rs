@@ -1,6 +1,8 @@
-//! footfall's HTTP surface: the collector endpoints, the Plausible-compatible query API, health
-//! and Prometheus metrics, all over one shared [`state::AppState`].
+//! footfall's HTTP surface: the collector endpoints, the browser tracker, the
+//! Plausible-compatible query API, health and Prometheus metrics, all over one shared
+//! [`state::AppState`].
 
+pub mod assets;
 pub mod auth;
 pub mod collect;
 pub mod control;

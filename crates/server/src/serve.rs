@@ -19,7 +19,7 @@ use tokio::sync::watch;
 
 use crate::engine::{self, PipelineOptions};
 use crate::state::{AppState, ServerConfig};
-use crate::{collect, control, stats};
+use crate::{assets, collect, control, stats};
 
 /// Everything `serve` needs besides the store.
 #[derive(Clone, Debug)]
@@ -57,6 +57,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(prometheus))
         .merge(collect::routes())
+        .merge(assets::routes())
         .merge(stats::routes())
         .with_state(state)
 }
