@@ -222,9 +222,7 @@ impl Settings {
                 flags.data_dir.as_deref(),
                 file.and_then(|f| f.values.data_dir.as_ref().map(|d| Ok(f.dir().join(d)))),
                 |s| Ok(PathBuf::from(s)),
-                |p| {
-                    if p.as_os_str().is_empty() { Err("must not be empty".into()) } else { Ok(()) }
-                },
+                |p: &PathBuf| non_empty_path(p),
             )?
             .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
         let redis = layers.pick(
@@ -312,7 +310,7 @@ impl Settings {
             flags.geoip_database.as_deref(),
             file.and_then(|f| f.values.geoip_database.as_ref().map(|d| Ok(f.dir().join(d)))),
             |s| Ok(PathBuf::from(s)),
-            |p| if p.as_os_str().is_empty() { Err("must not be empty".into()) } else { Ok(()) },
+            |p: &PathBuf| non_empty_path(p),
         )?;
         let country_header = layers.pick(
             &COUNTRY_HEADER,
@@ -350,6 +348,10 @@ impl Settings {
             geoip_database,
         })
     }
+}
+
+fn non_empty_path(path: &Path) -> Result<(), String> {
+    if path.as_os_str().is_empty() { Err("must not be empty".into()) } else { Ok(()) }
 }
 
 /// A URL redis-rs takes; the rest (host, password) is checked by connecting.

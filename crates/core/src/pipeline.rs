@@ -416,18 +416,20 @@ impl Pipeline {
         batch.offset = Some(offset);
         batch.events += 1;
         let id = self.site_id(&event.site);
-        let page = self.shared.page(&event.page);
-        if event.traits.is_bot() || event.name == ENGAGEMENT {
+        let bot = event.traits.is_bot();
+        if bot || event.name == ENGAGEMENT {
             // Neither is part of a visit: a bot's is counted apart, engagement is of a page.
             let site = &mut self.sites[id];
             let mut rows = Rows { batch, site: SiteRows::new(&site.name), visitor: event.visitor };
-            let page = self.shared.pages.get(page);
-            match event.traits.is_bot() {
-                true => emit_bot(&mut rows, &mut site.clock, event.ts),
-                false => emit_engagement(&mut rows, &mut site.clock, event, page),
+            if bot {
+                emit_bot(&mut rows, &mut site.clock, event.ts);
+            } else {
+                let page = self.shared.page(&event.page);
+                emit_engagement(&mut rows, &mut site.clock, event, self.shared.pages.get(page));
             }
             return;
         }
+        let page = self.shared.page(&event.page);
         let pageview = event.is_pageview();
         if self.last_name.as_deref() != Some(event.name.as_str()) {
             self.last_name = Some(self.shared.strings.str(&event.name));

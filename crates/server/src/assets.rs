@@ -7,6 +7,7 @@ use std::io::Write;
 use std::sync::LazyLock;
 
 use axum::Router;
+use axum::body::Bytes;
 use axum::http::header::{
     ACCEPT_ENCODING, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE, ETAG, IF_NONE_MATCH, VARY,
 };
@@ -22,7 +23,8 @@ pub const TRACKER_JS: &str = include_str!("../../../web/tracker/footfall.js");
 /// An asset in both encodings, and its ETag.
 struct Asset {
     plain: &'static [u8],
-    gzipped: Vec<u8>,
+    /// Cloned for each response: a reference count, not a copy.
+    gzipped: Bytes,
     etag: HeaderValue,
     content_type: &'static str,
 }
@@ -34,7 +36,7 @@ impl Asset {
         let gzipped = gz.finish().expect("writing to memory");
         let hash = blake3::hash(plain).to_hex();
         let etag = HeaderValue::try_from(format!("\"{}\"", &hash[..16])).expect("hex is ASCII");
-        Asset { plain, gzipped, etag, content_type }
+        Asset { plain, gzipped: gzipped.into(), etag, content_type }
     }
 
     fn respond(&self, request: &HeaderMap) -> Response {
