@@ -18,7 +18,7 @@ use footfall_core::time::Bucket;
 use footfall_server::auth;
 use footfall_server::collect;
 use footfall_server::state::{AppState, ServerConfig};
-use footfall_store::{ApiKey, Counts, EmbeddedStore, Store, StoreError};
+use footfall_store::{ApiKey, Counts, EmbeddedStore, Login, Share, Store, StoreError, User};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -379,6 +379,50 @@ impl Store for Broken {
         broken()
     }
     async fn put_salts(&self, _: &Salts) -> footfall_store::Result<()> {
+        broken()
+    }
+
+    async fn users(&self) -> footfall_store::Result<Vec<User>> {
+        broken()
+    }
+
+    async fn user(&self, _: &str) -> footfall_store::Result<Option<User>> {
+        broken()
+    }
+
+    async fn add_user(&self, _: &User) -> footfall_store::Result<bool> {
+        broken()
+    }
+
+    async fn remove_user(&self, _: &str) -> footfall_store::Result<bool> {
+        broken()
+    }
+
+    async fn put_login(&self, _: [u8; 32], _: &Login) -> footfall_store::Result<()> {
+        broken()
+    }
+
+    async fn login(&self, _: [u8; 32], _: i64) -> footfall_store::Result<Option<Login>> {
+        broken()
+    }
+
+    async fn remove_login(&self, _: [u8; 32]) -> footfall_store::Result<()> {
+        broken()
+    }
+
+    async fn put_share(&self, _: &Share) -> footfall_store::Result<()> {
+        broken()
+    }
+
+    async fn share(&self, _: &str) -> footfall_store::Result<Option<Share>> {
+        broken()
+    }
+
+    async fn shares(&self, _: &str) -> footfall_store::Result<Vec<Share>> {
+        broken()
+    }
+
+    async fn remove_share(&self, _: &str, _: &str) -> footfall_store::Result<bool> {
         broken()
     }
 }

@@ -17,7 +17,7 @@ use footfall_core::identity::Salts;
 use footfall_core::site::Site;
 use footfall_core::time::{Bucket, Grain};
 
-use crate::{ApiKey, Counts, Store};
+use crate::{ApiKey, Counts, Login, Share, Store, User};
 
 /// Generates one `#[tokio::test]` per check. `$fresh` names an async fn returning
 /// `(Arc<dyn Store>, G)`: a fresh, empty store, and a guard (a temporary directory, a Redis
@@ -37,6 +37,9 @@ macro_rules! conformance_tests {
             scan_log_returns_one_site_in_time_order,
             trim_log_deletes_old_events_of_every_site,
             sites_keys_and_salts_round_trip,
+            users_are_added_once_and_removed_with_their_logins,
+            logins_last_until_they_expire_or_end,
+            share_links_are_listed_and_revoked_per_site,
         );
     };
     (@checks $fresh:path; $($check:ident),* $(,)?) => {
@@ -533,4 +536,114 @@ pub async fn sites_keys_and_salts_round_trip(store: Arc<dyn Store>) {
     salts.rotate(1_795_356_330_000 + 86_400_000, [9; 32]);
     store.put_salts(&salts).await.unwrap();
     assert_eq!(store.salts().await.unwrap(), Some(salts));
+}
+
+/// 2026-11-22T14:05:30Z, Unix ms.
+const NOW: i64 = 1_795_356_330_000;
+const DAY_MS: i64 = 86_400_000;
+
+/// The time now, Unix ms: logins are stored with it, as Redis expires them by its own clock.
+fn now_ms() -> i64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    now.as_millis() as i64
+}
+
+fn user(name: &str, hash: &str) -> User {
+    User { name: name.into(), password_hash: hash.into(), created: NOW }
+}
+
+fn login(user: &str, created: i64) -> Login {
+    Login {
+        user: user.into(),
+        csrf: format!("csrf-{created}"),
+        created,
+        expires: created + 30 * DAY_MS,
+    }
+}
+
+/// A user name is taken once; removing a user removes every login of theirs and no one
+/// else's, and the name can then be taken again.
+pub async fn users_are_added_once_and_removed_with_their_logins(store: Arc<dyn Store>) {
+    assert!(store.users().await.unwrap().is_empty());
+    assert_eq!(store.user("admin").await.unwrap(), None);
+    let admin = user("admin", "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA");
+    assert!(store.add_user(&admin).await.unwrap());
+    assert!(store.add_user(&user("ann@example.com", "$argon2id$b")).await.unwrap());
+    assert!(!store.add_user(&user("admin", "$argon2id$other")).await.unwrap(), "name taken");
+    assert_eq!(store.user("admin").await.unwrap(), Some(admin.clone()), "the first one stays");
+    let mut names: Vec<String> = store.users().await.unwrap().into_iter().map(|u| u.name).collect();
+    names.sort();
+    assert_eq!(names, ["admin", "ann@example.com"]);
+
+    let now = now_ms();
+    store.put_login([1; 32], &login("admin", now)).await.unwrap();
+    store.put_login([2; 32], &login("admin", now + 1)).await.unwrap();
+    store.put_login([3; 32], &login("ann@example.com", now)).await.unwrap();
+    assert!(store.remove_user("admin").await.unwrap());
+    assert!(!store.remove_user("admin").await.unwrap(), "already gone");
+    assert_eq!(store.user("admin").await.unwrap(), None);
+    assert_eq!(store.login([1; 32], now).await.unwrap(), None);
+    assert_eq!(store.login([2; 32], now).await.unwrap(), None);
+    assert_eq!(store.login([3; 32], now).await.unwrap(), Some(login("ann@example.com", now)));
+
+    // Taken again, the name does not bring the old logins back.
+    assert!(store.add_user(&admin).await.unwrap());
+    assert_eq!(store.login([1; 32], now).await.unwrap(), None);
+    let mut names: Vec<String> = store.users().await.unwrap().into_iter().map(|u| u.name).collect();
+    names.sort();
+    assert_eq!(names, ["admin", "ann@example.com"]);
+}
+
+/// A login reads back until the moment it expires, then is gone, as it is once removed.
+pub async fn logins_last_until_they_expire_or_end(store: Arc<dyn Store>) {
+    let now = now_ms();
+    let month = login("admin", now);
+    store.put_login([7; 32], &month).await.unwrap();
+    assert_eq!(store.login([7; 32], now).await.unwrap(), Some(month.clone()));
+    assert_eq!(store.login([7; 32], month.expires - 1).await.unwrap(), Some(month.clone()));
+    assert_eq!(store.login([8; 32], now).await.unwrap(), None, "never stored");
+
+    let other = login("admin", now + 1);
+    store.put_login([10; 32], &other).await.unwrap();
+    store.remove_login([10; 32]).await.unwrap();
+    assert_eq!(store.login([10; 32], now).await.unwrap(), None);
+    store.remove_login([10; 32]).await.unwrap();
+    // Ending one login leaves the others of the user.
+    assert_eq!(store.login([7; 32], now).await.unwrap(), Some(month.clone()));
+
+    assert_eq!(store.login([7; 32], month.expires).await.unwrap(), None, "expired");
+    // One that has already expired is never seen.
+    let old = login("admin", now - 31 * DAY_MS);
+    store.put_login([9; 32], &old).await.unwrap();
+    assert_eq!(store.login([9; 32], now).await.unwrap(), None);
+}
+
+fn share(id: &str, site: &str, name: &str, created: i64) -> Share {
+    Share { id: id.into(), site: site.into(), name: name.into(), created }
+}
+
+/// Share links are found by id and listed per site; revoking one needs its own site.
+pub async fn share_links_are_listed_and_revoked_per_site(store: Arc<dyn Store>) {
+    let sorted = |mut shares: Vec<Share>| {
+        shares.sort_by(|a, b| a.id.cmp(&b.id));
+        shares
+    };
+    assert!(store.shares("a.com").await.unwrap().is_empty());
+    let (a1, a2) = (share("ffs_a1", "a.com", "team", NOW), share("ffs_a2", "a.com", "", NOW + 1));
+    let b1 = share("ffs_b1", "a.com.x", "client", NOW + 2);
+    for s in [&a1, &a2, &b1] {
+        store.put_share(s).await.unwrap();
+    }
+    assert_eq!(sorted(store.shares("a.com").await.unwrap()), [a1.clone(), a2.clone()]);
+    assert_eq!(store.shares("a.com.x").await.unwrap(), std::slice::from_ref(&b1));
+    assert!(store.shares("c.com").await.unwrap().is_empty());
+    assert_eq!(store.share("ffs_b1").await.unwrap(), Some(b1.clone()));
+    assert_eq!(store.share("ffs_none").await.unwrap(), None);
+
+    assert!(!store.remove_share("a.com", "ffs_b1").await.unwrap(), "not a.com's link");
+    assert_eq!(store.share("ffs_b1").await.unwrap(), Some(b1));
+    assert!(store.remove_share("a.com", "ffs_a1").await.unwrap());
+    assert!(!store.remove_share("a.com", "ffs_a1").await.unwrap(), "already revoked");
+    assert_eq!(store.share("ffs_a1").await.unwrap(), None);
+    assert_eq!(store.shares("a.com").await.unwrap(), [a2]);
 }

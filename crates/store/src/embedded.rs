@@ -17,6 +17,7 @@
 //!   - `hlls`: unique counts under their [`keys`] names, as Redis HyperLogLog bytes;
 //!   - `sessions`: sessions under their [`keys`] names, as postcard;
 //!   - `meta`: [`keys::SALTS`], [`keys::APPLIED`] and [`UNAPPLIED_FROM`];
+//!   - `logins`: login sessions under their [`keys::login`] names, as JSON; see [`access`];
 //!   - `minutes`: an index of the minute buckets written (minute, site), for their expiry.
 //!
 //! Values are the bytes Redis would hold under the same name: counters are decimal text (as
@@ -55,8 +56,9 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use tokio::sync::{oneshot, watch};
 
 use crate::tail::{self, Tail};
-use crate::{ApiKey, Counts, Result, Store, StoreError, keys};
+use crate::{ApiKey, Counts, Login, Result, Share, Store, StoreError, User, keys};
 
+mod access;
 mod transfer;
 
 /// How many minutes of minute buckets are kept before the newest one.
@@ -102,6 +104,7 @@ struct Inner {
     sessions: Keyspace,
     meta: Keyspace,
     minutes: Keyspace,
+    logins: Keyspace,
     /// The highest offset appended so far, for `wait_for_append`.
     appended: watch::Sender<Option<u64>>,
     /// Group commits (each one fsync) of the log so far.
@@ -109,6 +112,8 @@ struct Inner {
     /// `apply` reads counters and HyperLogLogs and writes them back; this keeps two applies
     /// from interleaving (the pipeline is the only writer, but the trait cannot promise that).
     apply_lock: Mutex<()>,
+    /// Keeps a user from being added while another with the name is added or removed.
+    access_lock: Mutex<()>,
     /// The newest unapplied events, as appended.
     tail: Mutex<Tail>,
     /// Declared last so that it is released after the database has closed.
@@ -158,10 +163,12 @@ impl EmbeddedStore {
             sessions: keyspace("sessions")?,
             meta: keyspace("meta")?,
             minutes: keyspace("minutes")?,
+            logins: keyspace("logins")?,
             db,
             appended: watch::Sender::new(None),
             syncs: AtomicU64::new(0),
             apply_lock: Mutex::new(()),
+            access_lock: Mutex::new(()),
             tail: Mutex::new(Tail::new(0, None)),
             _lock: lock,
         };
@@ -302,42 +309,29 @@ impl Store for EmbeddedStore {
     }
 
     async fn sites(&self) -> Result<Vec<Site>> {
-        self.blocking(|db| {
-            let mut sites = Vec::new();
-            db.scan_hash(keys::SITES, |domain, json| {
-                let site = serde_json::from_slice(json).map_err(|e| {
-                    StoreError::Corrupt(format!("site `{domain}` in {}: {e}", keys::SITES))
-                })?;
-                sites.push(site);
-                Ok(())
-            })?;
-            Ok(sites)
+        self.blocking(|db| db.json_fields(keys::SITES, "site")).await
+    }
+
+    async fn put_site(&self, site: &Site) -> Result<()> {
+        let site = site.clone();
+        self.blocking(move |db| {
+            db.put_json_field(keys::SITES, &site.domain, &site, "saving a site")
         })
         .await
     }
 
-    async fn put_site(&self, site: &Site) -> Result<()> {
-        let key = checked_key(field_key(keys::SITES, &site.domain))?;
-        // A struct of strings and a bool always serialises.
-        let json = serde_json::to_vec(site).expect("site serialises");
-        self.blocking(move |db| db.write_synced(&db.hashes, key, json, "saving a site")).await
-    }
-
     async fn put_api_key(&self, hash: [u8; 32], key: &ApiKey) -> Result<()> {
-        let field = field_key(keys::API_KEYS, &keys::api_key_field(&hash));
-        let json = serde_json::to_vec(key).expect("API key serialises");
-        self.blocking(move |db| db.write_synced(&db.hashes, field, json, "saving an API key")).await
+        let key = key.clone();
+        self.blocking(move |db| {
+            let field = keys::api_key_field(&hash);
+            db.put_json_field(keys::API_KEYS, &field, &key, "saving an API key")
+        })
+        .await
     }
 
     async fn api_key(&self, hash: [u8; 32]) -> Result<Option<ApiKey>> {
         self.blocking(move |db| {
-            let field = keys::api_key_field(&hash);
-            let Some(json) = get(&db.hashes, &field_key(keys::API_KEYS, &field))? else {
-                return Ok(None);
-            };
-            serde_json::from_slice(&json).map(Some).map_err(|e| {
-                StoreError::Corrupt(format!("API key {field} in {}: {e}", keys::API_KEYS))
-            })
+            db.json_field(keys::API_KEYS, &keys::api_key_field(&hash), "API key")
         })
         .await
     }
@@ -358,6 +352,65 @@ impl Store for EmbeddedStore {
         let json = serde_json::to_vec(salts).expect("salts serialise");
         let key = keys::SALTS.as_bytes().to_vec();
         self.blocking(move |db| db.write_synced(&db.meta, key, json, "saving the salts")).await
+    }
+
+    async fn users(&self) -> Result<Vec<User>> {
+        self.blocking(|db| db.json_fields(keys::USERS, "user")).await
+    }
+
+    async fn user(&self, name: &str) -> Result<Option<User>> {
+        let name = name.to_owned();
+        self.blocking(move |db| db.json_field(keys::USERS, &name, "user")).await
+    }
+
+    async fn add_user(&self, user: &User) -> Result<bool> {
+        let user = user.clone();
+        self.blocking(move |db| db.add_user(&user)).await
+    }
+
+    async fn remove_user(&self, name: &str) -> Result<bool> {
+        let name = name.to_owned();
+        self.blocking(move |db| db.remove_user(&name)).await
+    }
+
+    async fn put_login(&self, hash: [u8; 32], login: &Login) -> Result<()> {
+        let login = login.clone();
+        self.blocking(move |db| db.put_login(&hash, &login)).await
+    }
+
+    async fn login(&self, hash: [u8; 32], now: i64) -> Result<Option<Login>> {
+        self.blocking(move |db| db.login(&hash, now)).await
+    }
+
+    async fn remove_login(&self, hash: [u8; 32]) -> Result<()> {
+        self.blocking(move |db| db.remove_login(&hash)).await
+    }
+
+    async fn put_share(&self, share: &Share) -> Result<()> {
+        let share = share.clone();
+        self.blocking(move |db| {
+            db.put_json_field(keys::SHARES, &share.id, &share, "saving a share link")
+        })
+        .await
+    }
+
+    async fn share(&self, id: &str) -> Result<Option<Share>> {
+        let id = id.to_owned();
+        self.blocking(move |db| db.json_field(keys::SHARES, &id, "share link")).await
+    }
+
+    async fn shares(&self, site: &str) -> Result<Vec<Share>> {
+        let site = site.to_owned();
+        self.blocking(move |db| {
+            let all: Vec<Share> = db.json_fields(keys::SHARES, "share link")?;
+            Ok(all.into_iter().filter(|share| share.site == site).collect())
+        })
+        .await
+    }
+
+    async fn remove_share(&self, site: &str, id: &str) -> Result<bool> {
+        let (site, id) = (site.to_owned(), id.to_owned());
+        self.blocking(move |db| db.remove_share(&site, &id)).await
     }
 }
 

@@ -15,13 +15,17 @@
 //! | `ff:sites`                             | hash          | domain → JSON `Site`                 |
 //! | `ff:keys`                              | hash          | hex(blake3(secret)) → JSON `ApiKey`  |
 //! | `ff:salts`                             | string        | JSON `Salts`                         |
+//! | `ff:users`                             | hash          | user name → JSON `User`              |
+//! | `ff:login:HASH`                        | string        | JSON `Login`, gone when it expires   |
+//! | `ff:user-logins:NAME`                  | sorted set    | Redis only: [`user_logins`]          |
+//! | `ff:shares`                            | hash          | share link id → JSON `Share`         |
 //! | `ff:applied`                           | string        | the last applied log offset          |
 //! | `ff:{SITE}:applied`                    | hash          | Redis only: [`site_applied`]         |
 //!
 //! GRAIN is [`Grain::letter`](footfall_core::time::Grain::letter), LABEL is [`Bucket::label`],
-//! DIM is [`Dim::key_name`], COUNTER is [`Counter::name`] and VISITOR is 16 lower-case hex
-//! digits. Dimension values may contain `:`; they only ever come last, so a key is still read
-//! unambiguously from the left.
+//! DIM is [`Dim::key_name`], COUNTER is [`Counter::name`], VISITOR is 16 lower-case hex
+//! digits and HASH 64 (a login token's hash). Dimension values may contain `:`; they only ever
+//! come last, so a key is still read unambiguously from the left.
 
 use std::fmt::Write;
 
@@ -36,6 +40,23 @@ pub const API_KEYS: &str = "ff:keys";
 pub const SALTS: &str = "ff:salts";
 /// The highest log offset covered by an applied batch, in decimal.
 pub const APPLIED: &str = "ff:applied";
+/// Hash: user name → JSON [`User`](crate::User).
+pub const USERS: &str = "ff:users";
+/// Hash: share link id → JSON [`Share`](crate::Share).
+pub const SHARES: &str = "ff:shares";
+
+/// A login session: JSON [`Login`](crate::Login) under the hash of its token. Redis expires it;
+/// the embedded store (which keeps logins apart, in a keyspace that migrations do not copy)
+/// drops it when read after it expired.
+pub fn login(hash: &[u8; 32]) -> String {
+    format!("ff:login:{}", hex(hash))
+}
+
+/// Redis only. A sorted set of the [`login`] keys of one user's logins, scored by when each
+/// expires, so that removing the user finds their logins.
+pub fn user_logins(name: &str) -> String {
+    format!("ff:user-logins:{name}")
+}
 
 /// Redis only. Hash of what the write batches have applied to one site: `offset`, the highest
 /// log offset counted for it, and `batch`, the id of the last batch. A batch is applied one
@@ -157,6 +178,10 @@ pub fn minute_of(key: &str) -> Option<i64> {
 
 /// The field of [`API_KEYS`] an API key is stored under: its hash in lower-case hex.
 pub fn api_key_field(hash: &[u8; 32]) -> String {
+    hex(hash)
+}
+
+fn hex(hash: &[u8; 32]) -> String {
     hash.iter().fold(String::with_capacity(64), |mut s, b| {
         // Writing to a String cannot fail.
         let _ = write!(s, "{b:02x}");
@@ -258,7 +283,9 @@ mod tests {
         ] {
             assert_eq!(family(&key), Some(("a.com:8080", expected)), "{key}");
         }
-        for other in [SITES, API_KEYS, SALTS, APPLIED, "ff:log:{0}", "ff:{a.com}:x:1", "x"] {
+        let login = login(&[0xab; 32]);
+        let others = [SITES, API_KEYS, SALTS, APPLIED, USERS, SHARES, &login, "ff:log:{0}"];
+        for other in others.into_iter().chain(["ff:{a.com}:x:1", "x"]) {
             assert_eq!(family(other), None, "{other}");
         }
 
@@ -284,5 +311,6 @@ mod tests {
         assert_eq!(f.len(), 64);
         assert!(f.starts_with("ab00"));
         assert!(f.ends_with("0001"));
+        assert_eq!(login(&hash), format!("ff:login:{f}"));
     }
 }

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 pub mod conformance;
 pub mod embedded;
 mod framing;
+mod json;
 pub mod keys;
 pub mod redis;
 mod spill;
@@ -106,6 +107,41 @@ impl Counts {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiKey {
     /// A label for people (`ci`, `grafana`); defaults to the key's first characters.
+    pub name: String,
+    /// Creation time, Unix ms.
+    pub created: i64,
+}
+
+/// An admin of the dashboard.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub name: String,
+    /// The password as an argon2id PHC string (`$argon2id$v=19$…`); never the password.
+    pub password_hash: String,
+    /// Creation time, Unix ms.
+    pub created: i64,
+}
+
+/// A user's login session, stored under the hash of its cookie's token, so that a leaked
+/// store does not leak working sessions.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Login {
+    pub user: String,
+    /// The token that state-changing requests of this session must carry.
+    pub csrf: String,
+    /// Unix ms.
+    pub created: i64,
+    /// Unix ms; from then on the login is gone.
+    pub expires: i64,
+}
+
+/// A read-only link to one site's dashboard; its id is the secret the link carries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Share {
+    pub id: String,
+    /// The site's domain: the only one the link reads.
+    pub site: String,
+    /// A label for people.
     pub name: String,
     /// Creation time, Unix ms.
     pub created: i64,
@@ -201,6 +237,41 @@ pub trait Store: Send + Sync + 'static {
     async fn salts(&self) -> Result<Option<Salts>>;
 
     async fn put_salts(&self, salts: &Salts) -> Result<()>;
+
+    // --- dashboard access --------------------------------------------------------------------
+
+    /// Every user, in no particular order.
+    async fn users(&self) -> Result<Vec<User>>;
+
+    async fn user(&self, name: &str) -> Result<Option<User>>;
+
+    /// Adds a user unless one has the name already; returns whether it was added.
+    async fn add_user(&self, user: &User) -> Result<bool>;
+
+    /// Removes a user and every login of theirs; returns whether the user existed.
+    async fn remove_user(&self, name: &str) -> Result<bool>;
+
+    /// Stores a login under the hash of its token, until `login.expires`.
+    async fn put_login(&self, hash: [u8; 32], login: &Login) -> Result<()>;
+
+    /// The login stored under this hash, unless it has expired by `now` (Unix ms).
+    async fn login(&self, hash: [u8; 32], now: i64) -> Result<Option<Login>>;
+
+    /// Ends a login; nothing happens when there is none.
+    async fn remove_login(&self, hash: [u8; 32]) -> Result<()>;
+
+    /// Adds a share link, or replaces the one with the same id.
+    async fn put_share(&self, share: &Share) -> Result<()>;
+
+    /// The share link with this id, whichever site it is for.
+    async fn share(&self, id: &str) -> Result<Option<Share>>;
+
+    /// One site's share links, in no particular order.
+    async fn shares(&self, site: &str) -> Result<Vec<Share>>;
+
+    /// Removes a share link of `site`; returns whether there was one (a link of another site
+    /// with this id is left alone).
+    async fn remove_share(&self, site: &str, id: &str) -> Result<bool>;
 
     // --- lifecycle ---------------------------------------------------------------------------
 

@@ -51,8 +51,9 @@ use crate::embedded::MINUTES_KEPT;
 use crate::framing;
 use crate::spill::Spill;
 use crate::tail::{self, Tail};
-use crate::{ApiKey, Counts, Result, Store, StoreError, keys};
+use crate::{ApiKey, Counts, Login, Result, Share, Store, StoreError, User, keys};
 
+mod access;
 mod connection;
 mod transfer;
 
@@ -1147,49 +1148,20 @@ impl Store for RedisStore {
     }
 
     async fn sites(&self) -> Result<Vec<Site>> {
-        let mut con = self.inner.con.clone();
-        let sites: Vec<(String, Vec<u8>)> =
-            con.hgetall(keys::SITES).await.map_err(|e| self.inner.failed("reading sites", e))?;
-        sites
-            .into_iter()
-            .map(|(domain, json)| {
-                serde_json::from_slice(&json).map_err(|e| {
-                    StoreError::Corrupt(format!("site `{domain}` in {}: {e}", keys::SITES))
-                })
-            })
-            .collect()
+        self.inner.json_fields(keys::SITES, "site").await
     }
 
     async fn put_site(&self, site: &Site) -> Result<()> {
-        // A struct of strings and a bool always serialises.
-        let json = serde_json::to_vec(site).expect("site serialises");
-        let mut con = self.inner.con.clone();
-        con.hset(keys::SITES, &site.domain, json)
-            .await
-            .map_err(|e| self.inner.failed("saving a site", e))
+        self.inner.put_json_field(keys::SITES, &site.domain, site, "saving a site").await
     }
 
     async fn put_api_key(&self, hash: [u8; 32], key: &ApiKey) -> Result<()> {
-        let json = serde_json::to_vec(key).expect("API key serialises");
-        let mut con = self.inner.con.clone();
-        con.hset(keys::API_KEYS, keys::api_key_field(&hash), json)
-            .await
-            .map_err(|e| self.inner.failed("saving an API key", e))
+        let field = keys::api_key_field(&hash);
+        self.inner.put_json_field(keys::API_KEYS, &field, key, "saving an API key").await
     }
 
     async fn api_key(&self, hash: [u8; 32]) -> Result<Option<ApiKey>> {
-        let field = keys::api_key_field(&hash);
-        let mut con = self.inner.con.clone();
-        let json: Option<Vec<u8>> = con
-            .hget(keys::API_KEYS, &field)
-            .await
-            .map_err(|e| self.inner.failed("reading an API key", e))?;
-        json.map(|json| {
-            serde_json::from_slice(&json).map_err(|e| {
-                StoreError::Corrupt(format!("API key {field} in {}: {e}", keys::API_KEYS))
-            })
-        })
-        .transpose()
+        self.inner.json_field(keys::API_KEYS, &keys::api_key_field(&hash), "API key").await
     }
 
     async fn salts(&self) -> Result<Option<Salts>> {
@@ -1207,6 +1179,51 @@ impl Store for RedisStore {
         let json = serde_json::to_vec(salts).expect("salts serialise");
         let mut con = self.inner.con.clone();
         con.set(keys::SALTS, json).await.map_err(|e| self.inner.failed("saving the salts", e))
+    }
+
+    async fn users(&self) -> Result<Vec<User>> {
+        self.inner.json_fields(keys::USERS, "user").await
+    }
+
+    async fn user(&self, name: &str) -> Result<Option<User>> {
+        self.inner.json_field(keys::USERS, name, "user").await
+    }
+
+    async fn add_user(&self, user: &User) -> Result<bool> {
+        self.inner.add_user(user).await
+    }
+
+    async fn remove_user(&self, name: &str) -> Result<bool> {
+        self.inner.remove_user(name).await
+    }
+
+    async fn put_login(&self, hash: [u8; 32], login: &Login) -> Result<()> {
+        self.inner.put_login(&hash, login).await
+    }
+
+    async fn login(&self, hash: [u8; 32], now: i64) -> Result<Option<Login>> {
+        self.inner.login(&hash, now).await
+    }
+
+    async fn remove_login(&self, hash: [u8; 32]) -> Result<()> {
+        self.inner.remove_login(&hash).await
+    }
+
+    async fn put_share(&self, share: &Share) -> Result<()> {
+        self.inner.put_json_field(keys::SHARES, &share.id, share, "saving a share link").await
+    }
+
+    async fn share(&self, id: &str) -> Result<Option<Share>> {
+        self.inner.json_field(keys::SHARES, id, "share link").await
+    }
+
+    async fn shares(&self, site: &str) -> Result<Vec<Share>> {
+        let all: Vec<Share> = self.inner.json_fields(keys::SHARES, "share link").await?;
+        Ok(all.into_iter().filter(|share| share.site == site).collect())
+    }
+
+    async fn remove_share(&self, site: &str, id: &str) -> Result<bool> {
+        self.inner.remove_share(site, id).await
     }
 
     async fn close(&self) -> Result<()> {

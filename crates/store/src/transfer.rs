@@ -157,3 +157,43 @@ impl Chunker {
         std::mem::take(&mut self.chunk)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use footfall_testkit::RedisServer;
+
+    use super::*;
+    use crate::{EmbeddedStore, Login, RedisStore, Share, Store, User};
+
+    /// Users and share links go with a migration, either way; logins do not (people log in
+    /// again on the new store).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn users_and_share_links_migrate_and_logins_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = EmbeddedStore::open(&dir.path().join("source")).unwrap();
+        let admin = User { name: "admin".into(), password_hash: "$argon2id$x".into(), created: 1 };
+        let share =
+            Share { id: "ffs_1".into(), site: "a.com".into(), name: "team".into(), created: 2 };
+        source.add_user(&admin).await.unwrap();
+        source.put_share(&share).await.unwrap();
+        let far = i64::MAX / 2;
+        let login = Login { user: "admin".into(), csrf: "c".into(), created: 3, expires: far };
+        source.put_login([5; 32], &login).await.unwrap();
+
+        let redis = RedisServer::start();
+        let on_redis =
+            RedisStore::connect_exclusive(&redis.url(), Duration::ZERO, None).await.unwrap();
+        let copied = migrate(&source, &on_redis, &mut |_| {}).await.unwrap();
+        assert_eq!(copied, Copied { keys: 2, logged: 0, unapplied: 0 }, "ff:users and ff:shares");
+        let back = EmbeddedStore::open(&dir.path().join("back")).unwrap();
+        assert_eq!(migrate(&on_redis, &back, &mut |_| {}).await.unwrap(), copied);
+
+        for store in [&on_redis as &dyn Store, &back] {
+            assert_eq!(store.users().await.unwrap(), std::slice::from_ref(&admin));
+            assert_eq!(store.shares("a.com").await.unwrap(), std::slice::from_ref(&share));
+            assert_eq!(store.login([5; 32], 4).await.unwrap(), None);
+        }
+    }
+}

@@ -33,7 +33,7 @@ impl Transfer for EmbeddedStore {
     async fn contents(&self) -> Result<Option<String>> {
         self.blocking(|db| {
             let kinds = [
-                (&db.hashes, "sites, API keys or counters"),
+                (&db.hashes, "sites, API keys, users, share links or counters"),
                 (&db.hlls, "unique counts"),
                 (&db.sessions, "sessions"),
                 (&db.meta, "salts or log offsets"),

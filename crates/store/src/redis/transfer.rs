@@ -163,7 +163,8 @@ impl Inner {
             }
         }
 
-        for hash in [keys::SITES, keys::API_KEYS] {
+        // Not the logins: people log in again on the new store.
+        for hash in [keys::SITES, keys::API_KEYS, keys::USERS, keys::SHARES] {
             let fields: Vec<(String, Vec<u8>)> = con.hgetall(hash).await.map_err(failed)?;
             for fields in fields.chunks(CHUNK_ITEMS) {
                 let item = Item::Hash { key: hash.into(), fields: fields.to_vec() };
