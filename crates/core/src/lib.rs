@@ -9,11 +9,13 @@
 pub mod batch;
 pub mod classify;
 pub mod event;
+pub mod filter;
 pub mod hll;
 pub mod identity;
 pub mod ingest;
 pub mod pipeline;
 pub mod query;
+pub mod scan;
 pub mod site;
 pub mod time;
 

@@ -624,8 +624,19 @@ fn session_from_record(shared: &mut Shared, r: SessionRecord) -> Session {
 /// Whether `event` continues session `s`: within the inactivity timeout of its last event (or
 /// just before its start) and not under a different client-supplied session id.
 fn continues(s: &Session, event: &Event, timeout_ms: i64) -> bool {
-    let in_time = event.ts <= s.last + timeout_ms && event.ts >= s.start - timeout_ms;
-    let same_hint = match (s.hint(), event.session_hint) {
+    continues_span(s.start, s.last, s.hint(), event, timeout_ms)
+}
+
+/// [`continues`] for a session known by its span and hint; the raw-log scan sessionizes with it.
+pub(crate) fn continues_span(
+    start: i64,
+    last: i64,
+    hint: Option<u64>,
+    event: &Event,
+    timeout_ms: i64,
+) -> bool {
+    let in_time = event.ts <= last + timeout_ms && event.ts >= start - timeout_ms;
+    let same_hint = match (hint, event.session_hint) {
         (Some(a), Some(b)) => a == b,
         _ => true,
     };
@@ -810,6 +821,7 @@ mod tests {
 
     use super::*;
     use crate::event::{BOT, PAGEVIEW};
+    use crate::testing::Ledger;
 
     const T0: i64 = 1_795_356_000_000; // 2026-11-22T14:00:00Z
     const MIN: i64 = 60_000;
@@ -827,74 +839,6 @@ mod tests {
 
     fn pv(visitor: u64, ts: i64, page: &str) -> Event {
         ev(visitor, ts, PAGEVIEW, page)
-    }
-
-    /// Sums batches as a store would: counters by (bucket label, slice, counter), unique
-    /// visitors as exact sets.
-    #[derive(Default)]
-    struct Ledger {
-        counters: BTreeMap<(String, String, &'static str), i64>,
-        uniques: BTreeMap<(String, String), BTreeSet<u64>>,
-        sessions: BTreeMap<u64, SessionRecord>,
-        backfill: BTreeMap<u64, SessionRecord>,
-    }
-
-    fn slice_name(s: &Slice) -> String {
-        match s {
-            Slice::Total => "total".into(),
-            Slice::By(d, v) => format!("{d}={v}"),
-        }
-    }
-
-    impl Ledger {
-        fn apply(&mut self, b: WriteBatch) {
-            for (id, delta) in b.rows() {
-                for (counter, d) in delta.counters() {
-                    let k = (id.bucket.label(), slice_name(&id.slice), counter.name());
-                    *self.counters.entry(k).or_default() += d;
-                }
-                if !delta.visitors.is_empty() {
-                    let k = (id.bucket.label(), slice_name(&id.slice));
-                    self.uniques.entry(k).or_default().extend(&delta.visitors);
-                }
-            }
-            for (k, r) in b.sessions {
-                let sessions = if k.backfill { &mut self.backfill } else { &mut self.sessions };
-                match r {
-                    Some(r) => sessions.insert(k.visitor, detached(r)),
-                    None => sessions.remove(&k.visitor),
-                };
-            }
-        }
-
-        fn get(&self, bucket: &str, slice: &str, counter: &str) -> i64 {
-            self.counters
-                .iter()
-                .find(|((b, s, c), _)| b == bucket && s == slice && *c == counter)
-                .map_or(0, |(_, v)| *v)
-        }
-
-        fn visitors(&self, bucket: &str, slice: &str) -> usize {
-            self.uniques.get(&(bucket.into(), slice.into())).map_or(0, BTreeSet::len)
-        }
-    }
-
-    /// A record with strings of its own, as a store keeps it (a store does not hold on to the
-    /// pipeline's strings).
-    fn detached(mut r: SessionRecord) -> SessionRecord {
-        for s in [
-            &mut r.entry,
-            &mut r.exit,
-            &mut r.source,
-            &mut r.referrer,
-            &mut r.utm_source,
-            &mut r.utm_medium,
-            &mut r.utm_campaign,
-        ] {
-            *s = s.as_deref().map(Arc::from);
-        }
-        r.traits = r.traits.map(|s| s.map(Arc::from));
-        r
     }
 
     fn site(tz: &str) -> Site {

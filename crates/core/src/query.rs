@@ -9,6 +9,7 @@ use jiff::Timestamp;
 use jiff::civil::Date;
 
 use crate::batch::Dim;
+use crate::filter::{self, Filter};
 use crate::time::{Bucket, Grain, SiteClock, civil_from_days, days_from_civil};
 
 /// Minutes that `period=realtime` covers, ending with the current minute.
@@ -39,6 +40,9 @@ pub enum StatsKind {
     Breakdown,
     /// `/realtime/visitors`: unique visitors of the last [`CURRENT_VISITORS_MINUTES`] minutes.
     RealtimeVisitors,
+    /// footfall's `/props`: the custom property names of the events that pass the filters, for
+    /// a dashboard to offer their breakdowns.
+    PropNames,
 }
 
 /// The time range of a query, in the site's local dates (realtime excepted).
@@ -224,19 +228,22 @@ pub fn property_name(dim: &Dim) -> String {
 }
 
 fn parse_property(value: &str) -> Result<Dim, QueryError> {
+    dim_of(value).map_err(|e| QueryError::new("property", e))
+}
+
+/// The dimension a property name (`event:page`, `event:props:plan`) stands for.
+fn dim_of(value: &str) -> Result<Dim, String> {
     if let Some(name) = value.strip_prefix("event:props:") {
         return if name.is_empty() {
-            Err(QueryError::new(
-                "property",
-                "`event:props:` needs a property name, e.g. `event:props:plan`",
-            ))
+            Err("`event:props:` needs a property name, e.g. `event:props:plan`".into())
         } else {
             Ok(Dim::Prop(name.into()))
         };
     }
-    Dim::NAMED.into_iter().find(|d| property_name(d) == value).ok_or_else(|| {
-        QueryError::new("property", format!("`{value}` is not supported; use one of {PROPERTIES}"))
-    })
+    Dim::NAMED
+        .into_iter()
+        .find(|d| property_name(d) == value)
+        .ok_or_else(|| format!("`{value}` is not supported; use one of {PROPERTIES}"))
 }
 
 /// A bad parameter: which one, and what is wrong with it.
@@ -269,6 +276,8 @@ pub struct StatsQuery {
     pub metrics: Vec<Metric>,
     /// The breakdown dimension; `Some` only for breakdowns.
     pub property: Option<Dim>,
+    /// All must hold; empty for none. Filtered queries are answered from the raw log.
+    pub filters: Vec<Filter>,
     pub limit: usize,
     /// 1-based.
     pub page: usize,
@@ -276,7 +285,7 @@ pub struct StatsQuery {
 
 /// The non-empty, trimmed value of a parameter; an empty value counts as absent, since clients
 /// often send `filters=` with nothing in it.
-fn param<'a>(params: &'a HashMap<String, String>, name: &str) -> Option<&'a str> {
+pub fn param<'a>(params: &'a HashMap<String, String>, name: &str) -> Option<&'a str> {
     params.get(name).map(|v| v.trim()).filter(|v| !v.is_empty())
 }
 
@@ -296,12 +305,6 @@ impl StatsQuery {
         params: &HashMap<String, String>,
     ) -> Result<StatsQuery, QueryError> {
         let site_id = site_id(params)?.to_owned();
-        if param(params, "filters").is_some() {
-            return Err(QueryError::new(
-                "filters",
-                "not available on rollup queries in this version; leave the parameter out",
-            ));
-        }
         if kind == StatsKind::RealtimeVisitors {
             return Ok(StatsQuery {
                 kind,
@@ -311,6 +314,7 @@ impl StatsQuery {
                 interval: None,
                 metrics: vec![Metric::Visitors],
                 property: None,
+                filters: Vec::new(),
                 limit: DEFAULT_LIMIT,
                 page: 1,
             });
@@ -323,7 +327,26 @@ impl StatsQuery {
         }
 
         let (period, date) = parse_period(params)?;
-        let metrics = parse_metrics(param(params, "metrics"))?;
+        let metrics = match kind {
+            StatsKind::PropNames => vec![Metric::Events],
+            _ => parse_metrics(param(params, "metrics"))?,
+        };
+        let filters = match param(params, "filters") {
+            Some(f) => filter::parse(f, dim_of).map_err(|e| QueryError::new("filters", e.0))?,
+            None => Vec::new(),
+        };
+        if !filters.is_empty()
+            && let Some(m) = metrics.iter().find(|m| m.is_totals_only())
+        {
+            return Err(QueryError::new(
+                "metrics",
+                format!(
+                    "`{}` cannot be filtered: bots have no sessions, pages or sources to filter \
+                     by; ask for it without `filters`",
+                    m.name()
+                ),
+            ));
+        }
         let mut query = StatsQuery {
             kind,
             site_id,
@@ -332,13 +355,14 @@ impl StatsQuery {
             interval: None,
             metrics,
             property: None,
+            filters,
             limit: DEFAULT_LIMIT,
             page: 1,
         };
         match kind {
             StatsKind::Timeseries => query.interval = Some(parse_interval(params, period)?),
             StatsKind::Breakdown => query.parse_breakdown(params)?,
-            StatsKind::Aggregate | StatsKind::RealtimeVisitors => {}
+            StatsKind::Aggregate | StatsKind::RealtimeVisitors | StatsKind::PropNames => {}
         }
         Ok(query)
     }
@@ -940,9 +964,25 @@ mod tests {
             ),
             (
                 Aggregate,
-                &[("filters", "event:page==/")],
-                "filters: not available on rollup queries in this version; leave the \
-                 parameter out",
+                &[("filters", "event:page")],
+                "filters: `event:page` has no operator; write PROPERTY==VALUE (or !=, ~, !~), \
+                 e.g. `event:page==/pricing`",
+            ),
+            (
+                Aggregate,
+                &[("filters", "visit:planet==Mars")],
+                "filters: in `visit:planet==Mars`: `visit:planet` is not supported; use one of \
+                 event:page, event:name, event:props:NAME, visit:entry_page, visit:exit_page, \
+                 visit:source, visit:referrer, visit:channel, visit:utm_source, \
+                 visit:utm_medium, visit:utm_campaign, visit:utm_term, visit:utm_content, \
+                 visit:device, visit:browser, visit:browser_version, visit:os, \
+                 visit:os_version, visit:country, visit:region, visit:city",
+            ),
+            (
+                Aggregate,
+                &[("filters", "event:page==/"), ("metrics", "visitors,bot_events")],
+                "metrics: `bot_events` cannot be filtered: bots have no sessions, pages or \
+                 sources to filter by; ask for it without `filters`",
             ),
             (
                 Aggregate,
