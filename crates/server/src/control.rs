@@ -1,7 +1,7 @@
-//! The control socket: how `footfall site`, `key` and `query` reach a running server, whose
-//! embedded store holds the data directory's lock. One JSON request per line, one JSON response
-//! per line, over a Unix socket in the data directory; who may connect is decided by the
-//! directory's permissions and the socket's mode (0600).
+//! The control socket: how `footfall site`, `key`, `query`, `user` and `share` reach a running
+//! server, whose embedded store holds the data directory's lock. One JSON request per line, one
+//! JSON response per line, over a Unix socket in the data directory; who may connect is decided
+//! by the directory's permissions and the socket's mode (0600).
 //!
 //! [`execute`] is the one implementation of every command: the server runs it on its own state,
 //! and the CLI on a store it opened itself when no server is running.
@@ -14,9 +14,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use footfall_core::pipeline::DEFAULT_SESSION_TIMEOUT_MS;
 use footfall_core::query::{StatsKind, StatsQuery};
 use footfall_core::site::{Site, normalize_domain};
-use footfall_store::{ApiKey, Store};
+use footfall_store::{ApiKey, Store, StoreError, User};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -24,13 +25,13 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::watch;
 
 use crate::engine::now_ms;
+use crate::error::ApiError;
+use crate::segments::{self, Segments};
 use crate::state::AppState;
-use crate::{auth, stats};
+use crate::{account, auth, stats};
 
 /// Longest request line the server reads; real requests are a few hundred bytes.
 const MAX_REQUEST_BYTES: u64 = 64 * 1024;
-/// Longest key name: it is a label for people.
-const MAX_KEY_NAME_CHARS: usize = 100;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "command", rename_all = "snake_case")]
@@ -53,6 +54,30 @@ pub enum Request {
         kind: QueryKind,
         site: String,
         params: HashMap<String, String>,
+    },
+    /// Adds a dashboard user. The CLI hashes the password ([`auth::hash_password`]), so that
+    /// the password itself never crosses the socket.
+    UserAdd {
+        name: String,
+        password_hash: String,
+    },
+    UserList,
+    /// Removes a user and ends their login sessions.
+    UserRemove {
+        name: String,
+    },
+    /// Creates a share link of a site; `name` defaults to the link's first characters.
+    ShareCreate {
+        site: String,
+        name: Option<String>,
+    },
+    ShareList {
+        site: String,
+    },
+    /// Revokes a share link of a site: it stops working at once.
+    ShareRevoke {
+        site: String,
+        id: String,
     },
 }
 
@@ -94,6 +119,14 @@ pub struct KeyCreated {
     pub name: String,
 }
 
+/// A user as [`Request::UserAdd`] and [`Request::UserList`] answer: not their password hash.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserInfo {
+    pub name: String,
+    /// Unix ms.
+    pub created: i64,
+}
+
 /// `{"ok": …}` or `{"error": "…"}`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -105,7 +138,9 @@ pub enum Response {
 /// Runs a request. With `state`, sites are added through it, so that the running collector and
 /// pipeline know them at once; without, the store alone is written.
 ///
-/// Answers: [`SiteAdded`], the sites ordered by domain, [`KeyCreated`], and the HTTP API's body.
+/// Answers: [`SiteAdded`], the sites ordered by domain, [`KeyCreated`], the HTTP API's body,
+/// [`UserInfo`], the users ordered by name, [`account::ShareLink`], a site's share links, and
+/// `null` for a removed user or a revoked link.
 pub async fn execute(
     store: &dyn Store,
     state: Option<&AppState>,
@@ -113,20 +148,8 @@ pub async fn execute(
 ) -> Result<Value, String> {
     match req {
         Request::SiteAdd { domain, timezone, public } => {
-            let domain = normalize_domain(&domain).map_err(|e| e.to_string())?;
-            let existing = find_site(store, &domain).await?;
-            let replaced = existing.is_some();
-            let (old_timezone, old_public) =
-                existing.map_or(("UTC".to_owned(), false), |s| (s.timezone, s.public));
-            let site =
-                Site::new(&domain, &timezone.unwrap_or(old_timezone), public.unwrap_or(old_public))
-                    .map_err(|e| e.to_string())?;
-            match state {
-                Some(state) => state.put_site(site.clone()).await,
-                None => store.put_site(&site).await,
-            }
-            .map_err(|e| e.to_string())?;
-            Ok(json!(SiteAdded { site, replaced }))
+            let added = add_site(store, state, &domain, timezone, public).await;
+            added.map(|added| json!(added)).map_err(|e| e.message)
         }
         Request::SiteList => {
             let mut sites = store.sites().await.map_err(|e| e.to_string())?;
@@ -135,47 +158,122 @@ pub async fn execute(
         }
         Request::KeyCreate { name } => {
             let key = auth::new_key();
-            let name = match name.as_deref().map(str::trim) {
-                // `ff_` and 8 hex digits: enough to tell keys apart, far too little to use.
-                None => key[..11].to_owned(),
-                Some("") => {
-                    return Err("a key's name must not be empty; leave it out for a default".into());
-                }
-                Some(n) if n.chars().count() > MAX_KEY_NAME_CHARS => {
-                    return Err(format!(
-                        "a key's name is a label of at most {MAX_KEY_NAME_CHARS} characters"
-                    ));
-                }
-                Some(n) => n.to_owned(),
-            };
+            // `ff_` and 8 hex digits: enough to tell keys apart, far too little to use.
+            let name = auth::label(name.as_deref(), "a key", || key[..11].to_owned())?;
             let record = ApiKey { name: name.clone(), created: now_ms() };
             store.put_api_key(auth::hash_key(&key), &record).await.map_err(|e| e.to_string())?;
             Ok(json!(KeyCreated { key, name }))
         }
         Request::Query { kind, site, mut params } => {
-            let domain = normalize_domain(&site).map_err(|e| e.to_string())?;
-            let Some(found) = find_site(store, &domain).await? else {
-                return Err(format!(
-                    "unknown site `{site}`: no site with that domain is registered; add it with \
-                     `footfall site add {domain}`"
-                ));
-            };
-            params.insert("site_id".into(), domain);
+            let found = known_site(store, &site).await?;
+            params.insert("site_id".into(), found.domain.clone());
             let query = StatsQuery::parse(kind.into(), &params).map_err(|e| e.to_string())?;
             let _between_batches = match state {
                 Some(state) => Some(state.rollups.read().await),
                 None => None,
             };
-            stats::run(store, &found, &query, now_ms()).await.map_err(|e| e.message)
+            // Without a server, a filtered query builds the segments it reads for itself.
+            let own;
+            let segments = match state {
+                Some(state) => &state.segments,
+                None => {
+                    own = Segments::new(DEFAULT_SESSION_TIMEOUT_MS, segments::DEFAULT_BUDGET_BYTES);
+                    &own
+                }
+            };
+            stats::run(store, segments, &found, &query, now_ms()).await.map_err(|e| e.message)
+        }
+        Request::UserAdd { name, password_hash } => {
+            auth::check_user_name(&name)?;
+            if !auth::is_password_hash(&password_hash) {
+                return Err("the password hash is not an argon2id PHC string; let `footfall \
+                            user add` make it"
+                    .into());
+            }
+            let user = User { name, password_hash, created: now_ms() };
+            if !store.add_user(&user).await.map_err(|e| e.to_string())? {
+                return Err(format!(
+                    "there is a user `{0}` already; to give it a new password, remove it with \
+                     `footfall user remove {0}` and add it again",
+                    user.name
+                ));
+            }
+            Ok(json!(UserInfo { name: user.name, created: user.created }))
+        }
+        Request::UserList => {
+            let users = store.users().await.map_err(|e| e.to_string())?;
+            let mut users: Vec<UserInfo> =
+                users.into_iter().map(|u| UserInfo { name: u.name, created: u.created }).collect();
+            users.sort_by(|a, b| a.name.cmp(&b.name));
+            Ok(json!(users))
+        }
+        Request::UserRemove { name } => {
+            if !store.remove_user(&name).await.map_err(|e| e.to_string())? {
+                return Err(format!(
+                    "there is no user `{name}`; `footfall user list` shows who there is"
+                ));
+            }
+            Ok(Value::Null)
+        }
+        Request::ShareCreate { site, name } => {
+            let site = known_site(store, &site).await?;
+            let link = account::create_share(store, &site, name.as_deref()).await;
+            link.map(|link| json!(link)).map_err(|e| e.message)
+        }
+        Request::ShareList { site } => {
+            let site = known_site(store, &site).await?;
+            let links = account::share_links(store, &site.domain).await;
+            links.map(|links| json!(links)).map_err(|e| e.message)
+        }
+        Request::ShareRevoke { site, id } => {
+            let site = known_site(store, &site).await?;
+            let revoked = account::revoke_share(store, &site.domain, &id).await;
+            revoked.map(|()| Value::Null).map_err(|e| e.message)
         }
     }
 }
 
+/// Adds a site, or changes the one with the same domain; what is not given keeps its current
+/// value (for a new site: UTC, not public). With `state`, through it, so that the running
+/// collector and pipeline know the site at once.
+pub async fn add_site(
+    store: &dyn Store,
+    state: Option<&AppState>,
+    domain: &str,
+    timezone: Option<String>,
+    public: Option<bool>,
+) -> Result<SiteAdded, ApiError> {
+    let domain = normalize_domain(domain).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let existing = find_site(store, &domain).await?;
+    let replaced = existing.is_some();
+    let (old_timezone, old_public) =
+        existing.map_or(("UTC".to_owned(), false), |s| (s.timezone, s.public));
+    let site = Site::new(&domain, &timezone.unwrap_or(old_timezone), public.unwrap_or(old_public))
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    match state {
+        Some(state) => state.put_site(site.clone()).await,
+        None => store.put_site(&site).await,
+    }?;
+    Ok(SiteAdded { site, replaced })
+}
+
 /// Looked up in the store rather than in a server's memory, so that both callers of
 /// [`execute`] read the same thing; a server writes sites to its store first.
-async fn find_site(store: &dyn Store, domain: &str) -> Result<Option<Site>, String> {
-    let sites = store.sites().await.map_err(|e| e.to_string())?;
+async fn find_site(store: &dyn Store, domain: &str) -> Result<Option<Site>, StoreError> {
+    let sites = store.sites().await?;
     Ok(sites.into_iter().find(|s| s.domain == domain))
+}
+
+/// The registered site `site` names, or an error that says how to add it.
+async fn known_site(store: &dyn Store, site: &str) -> Result<Site, String> {
+    let domain = normalize_domain(site).map_err(|e| e.to_string())?;
+    match find_site(store, &domain).await.map_err(|e| e.to_string())? {
+        Some(found) => Ok(found),
+        None => Err(format!(
+            "unknown site `{site}`: no site with that domain is registered; add it with \
+             `footfall site add {domain}`"
+        )),
+    }
 }
 
 /// Answers requests on a Unix socket at `path` until `stop` turns true, then removes the socket.
@@ -403,5 +501,56 @@ mod tests {
         };
         let err = execute(&store, None, query).await.unwrap_err();
         assert!(err.contains("unknown site `example.com`"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn users_and_share_links_are_managed_without_their_secrets_going_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let run = |req| execute(&store, None, req);
+        let password_hash = auth::hash_password("correct horse").unwrap();
+        let add = |name: &str, password_hash: &str| Request::UserAdd {
+            name: name.into(),
+            password_hash: password_hash.into(),
+        };
+        let added: UserInfo =
+            serde_json::from_value(run(add("admin", &password_hash)).await.unwrap()).unwrap();
+        assert_eq!(added.name, "admin");
+        let err = run(add("admin", &password_hash)).await.unwrap_err();
+        assert!(err.contains("there is a user `admin` already"), "{err}");
+        let err = run(add("ann", "correct horse")).await.unwrap_err();
+        assert!(err.contains("not an argon2id PHC string"), "{err}");
+        let err = run(add("with space", &password_hash)).await.unwrap_err();
+        assert!(err.contains("is not a user name"), "{err}");
+        run(add("ann@example.com", &password_hash)).await.unwrap();
+        let listed = run(Request::UserList).await.unwrap();
+        let names: Vec<&str> =
+            listed.as_array().unwrap().iter().map(|u| u["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["admin", "ann@example.com"]);
+        assert!(!listed.to_string().contains("argon2"), "hashes stay in the store: {listed}");
+        assert_eq!(run(Request::UserRemove { name: "admin".into() }).await, Ok(Value::Null));
+        let err = run(Request::UserRemove { name: "admin".into() }).await.unwrap_err();
+        assert!(err.contains("there is no user `admin`"), "{err}");
+
+        let create = |site: &str, name: Option<&str>| Request::ShareCreate {
+            site: site.into(),
+            name: name.map(Into::into),
+        };
+        let err = run(create("a.example", None)).await.unwrap_err();
+        assert!(err.contains("unknown site `a.example`"), "{err}");
+        store.put_site(&Site::new("a.example", "UTC", false).unwrap()).await.unwrap();
+        let link = run(create("https://a.example/", Some("board"))).await.unwrap();
+        let link: account::ShareLink = serde_json::from_value(link).unwrap();
+        assert_eq!(link.url, format!("/share/a.example?auth={}", link.id));
+        assert_eq!(link.name, "board");
+        let err = run(create("a.example", Some(""))).await.unwrap_err();
+        assert!(err.contains("a share link's name must not be empty"), "{err}");
+        let list = Request::ShareList { site: "a.example".into() };
+        assert_eq!(run(list.clone()).await, Ok(json!([link])));
+        let revoke = Request::ShareRevoke { site: "a.example".into(), id: link.id.clone() };
+        assert_eq!(run(revoke.clone()).await, Ok(Value::Null));
+        assert_eq!(run(list).await, Ok(json!([])));
+        let err = run(revoke).await.unwrap_err();
+        assert!(err.contains("has no share link"), "{err}");
     }
 }

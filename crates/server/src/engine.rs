@@ -61,6 +61,8 @@ pub async fn run_pipeline(
     let mut last_evict = Instant::now();
     tracing::info!(after = ?folded, sessions = pipeline.active_sessions(), "pipeline started");
     let mut batch = WriteBatch::default();
+    // The site-days of the batch's events, for the segments they make stale.
+    let mut touched: Vec<(Arc<str>, i64)> = Vec::new();
 
     loop {
         let g = state.sites_generation.load(Ordering::Acquire);
@@ -72,6 +74,7 @@ pub async fn run_pipeline(
         }
 
         batch.clear();
+        touched.clear();
         let deadline = Instant::now() + options.flush_interval;
         let stopping = loop {
             let room = options.max_batch_events - batch.events as usize;
@@ -80,6 +83,12 @@ pub async fn run_pipeline(
             let read = || store.unapplied(folded, wanted);
             let events = retrying("reading the log", &stop, read).await?;
             for (offset, event) in &events {
+                let day = event.ts.div_euclid(86_400_000);
+                let seen =
+                    |(s, t): &(Arc<str>, i64)| t.div_euclid(86_400_000) == day && *s == event.site;
+                if !touched.last().is_some_and(seen) {
+                    touched.push((event.site.clone(), event.ts));
+                }
                 pipeline.fold(*offset, event, &mut batch);
                 folded = Some(*offset);
             }
@@ -111,6 +120,7 @@ pub async fn run_pipeline(
         if !batch.is_empty() {
             let _applying = state.rollups.write().await;
             apply_until_done(store.as_ref(), &batch, &stop).await?;
+            state.segments.note(touched.iter().map(|(site, ts)| (&**site, *ts)));
         }
         if stopping {
             tracing::info!(applied = ?folded, "pipeline stopped");

@@ -2,12 +2,14 @@
 //! Plausible-compatible query API, health and Prometheus metrics, all over one shared
 //! [`state::AppState`].
 
+pub mod account;
 pub mod assets;
 pub mod auth;
 pub mod collect;
 pub mod control;
 pub mod engine;
 pub mod error;
+pub mod segments;
 pub mod serve;
 pub mod state;
 pub mod stats;

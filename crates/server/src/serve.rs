@@ -19,7 +19,7 @@ use tokio::sync::watch;
 
 use crate::engine::{self, PipelineOptions};
 use crate::state::{AppState, ServerConfig};
-use crate::{assets, collect, control, stats};
+use crate::{account, assets, collect, control, stats};
 
 /// Everything `serve` needs besides the store.
 #[derive(Clone, Debug)]
@@ -59,6 +59,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(collect::routes())
         .merge(assets::routes())
         .merge(stats::routes())
+        .merge(account::routes())
         .with_state(state)
 }
 

@@ -11,6 +11,8 @@ use footfall_core::identity::Salts;
 use footfall_core::site::Site;
 use footfall_store::Store;
 
+use crate::segments::{self, Segments};
+
 /// Server settings that handlers consult.
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
@@ -56,6 +58,8 @@ pub struct AppState {
     pub rollups: tokio::sync::RwLock<()>,
     /// Devices, browsers and OSes by user agent, each parsed once.
     pub agents: Agents,
+    /// What filtered queries scan.
+    pub segments: Segments,
 }
 
 impl AppState {
@@ -67,6 +71,7 @@ impl AppState {
     ) -> AppState {
         AppState {
             store,
+            segments: Segments::new(config.session_timeout_ms, segments::DEFAULT_BUDGET_BYTES),
             config,
             sites: RwLock::new(sites.into_iter().map(|s| (s.domain.clone(), s)).collect()),
             salts: RwLock::new(salts),

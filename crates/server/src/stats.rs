@@ -16,16 +16,19 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
 use axum::{Json, Router};
 use footfall_core::batch::{Dim, Slice};
-use footfall_core::query::{self, Metric, Point, QueryError};
+use footfall_core::query::{self, Metric, Point, QueryError, Resolved};
 pub use footfall_core::query::{StatsKind, StatsQuery};
+use footfall_core::scan::{self, Grouping, Segment, Tally};
 use footfall_core::site::{Site, normalize_domain};
-use footfall_core::time::Bucket;
+use footfall_core::time::{Bucket, SiteClock};
 use footfall_store::{Counts, Store};
+use jiff::civil::Date;
 use serde_json::{Map, Value, json};
 
 use crate::auth;
 use crate::engine::now_ms;
 use crate::error::ApiError;
+use crate::segments::Segments;
 use crate::state::AppState;
 
 impl From<QueryError> for ApiError {
@@ -39,6 +42,7 @@ impl From<QueryError> for ApiError {
 /// found `site`; `site` is what is read.
 pub async fn run(
     store: &dyn Store,
+    segments: &Segments,
     site: &Site,
     query: &StatsQuery,
     now_ms: i64,
@@ -47,6 +51,10 @@ pub async fn run(
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("site `{}`: {e}", site.domain))
     })?;
     let resolved = query.resolve(&clock, now_ms);
+    if is_scanned(query) {
+        let scan = Scan { store, segments, site, clock: &clock, now_ms };
+        return scan.answer(query, &resolved).await;
+    }
     let domain = site.domain.as_str();
     let metrics = &query.metrics;
     match query.kind {
@@ -70,6 +78,113 @@ pub async fn run(
             };
             breakdown(store, domain, query, dim, &resolved.buckets).await
         }
+        StatsKind::PropNames => Err(ApiError::bad_request("props are answered by scanning")),
+    }
+}
+
+/// Whether a query is answered from the raw log: filtered ones, property names, and exit
+/// pages, whose rollup visitors count every page a session's exit passed through (a unique
+/// count cannot take a visitor back when the exit moves on).
+fn is_scanned(query: &StatsQuery) -> bool {
+    !query.filters.is_empty()
+        || query.kind == StatsKind::PropNames
+        || query.property == Some(Dim::ExitPage)
+}
+
+/// A query answered by scanning segments of the raw log ([`footfall_core::scan`]).
+struct Scan<'a> {
+    store: &'a dyn Store,
+    segments: &'a Segments,
+    site: &'a Site,
+    clock: &'a SiteClock,
+    now_ms: i64,
+}
+
+impl Scan<'_> {
+    async fn answer(&self, query: &StatsQuery, resolved: &Resolved) -> Result<Value, ApiError> {
+        let end = |b: Bucket| self.clock.start_ms(Bucket { index: b.index + 1, ..b });
+        let (Some(&first), Some(&last)) = (resolved.buckets.first(), resolved.buckets.last())
+        else {
+            return Err(ApiError::bad_request("the period covers no time"));
+        };
+        let range = self.clock.start_ms(first)..end(last);
+        // The day before holds sessions whose events reach into the period.
+        let days = self.clock.date(range.start).yesterday().unwrap_or(Date::MIN)
+            ..=self.clock.date(range.end - 1);
+        let held = self.segments.get(self.store, self.site, self.clock, days, self.now_ms).await?;
+        let segments: Vec<&Segment> = held.iter().map(|s| s.as_ref()).collect();
+        let filters = &query.filters;
+        let metrics = &query.metrics;
+        let value = |t: &Tally, m: Metric| metric_value(m, t.visitors, &counts_of(t));
+        match query.kind {
+            StatsKind::Aggregate | StatsKind::RealtimeVisitors => {
+                let rows = scan::tally(&segments, filters, range, Grouping::Total);
+                let total = rows.first().map(|(_, t)| *t).unwrap_or_default();
+                let results: Map<String, Value> = metrics
+                    .iter()
+                    .map(|&m| (m.name().to_owned(), json!({ "value": value(&total, m) })))
+                    .collect();
+                Ok(json!({ "results": results }))
+            }
+            StatsKind::Timeseries => {
+                let mut bounds: Vec<i64> = resolved
+                    .points
+                    .iter()
+                    .filter_map(|p| p.buckets.first().map(|&b| self.clock.start_ms(b)))
+                    .collect();
+                bounds
+                    .extend(resolved.points.last().and_then(|p| p.buckets.last()).map(|&b| end(b)));
+                let rows = scan::tally(&segments, filters, range, Grouping::Points(&bounds));
+                let results: Vec<Value> = resolved
+                    .points
+                    .iter()
+                    .zip(rows)
+                    .map(|(point, (_, t))| {
+                        let mut row = Map::new();
+                        row.insert("date".into(), point.label.clone().into());
+                        for &m in metrics {
+                            row.insert(m.name().into(), value(&t, m));
+                        }
+                        Value::Object(row)
+                    })
+                    .collect();
+                Ok(json!({ "results": results }))
+            }
+            StatsKind::Breakdown => {
+                let Some(dim) = &query.property else {
+                    return Err(ApiError::bad_request("property: required for breakdowns"));
+                };
+                let rows = scan::tally(&segments, filters, range, Grouping::By(dim));
+                let rows = rows.into_iter().filter(|(_, t)| *t != Tally::default());
+                Ok(ranked(
+                    rows.map(|(v, t)| (v.to_string(), t.visitors, counts_of(&t))),
+                    query,
+                    dim,
+                ))
+            }
+            StatsKind::PropNames => {
+                let mut rows = scan::tally(&segments, filters, range, Grouping::PropNames);
+                rows.sort_by(|(a, x), (b, y)| y.events.cmp(&x.events).then_with(|| a.cmp(b)));
+                let results: Vec<Value> = rows
+                    .into_iter()
+                    .map(|(name, t)| json!({ "prop": &*name, "events": t.events }))
+                    .collect();
+                Ok(json!({ "results": results }))
+            }
+        }
+    }
+}
+
+fn counts_of(t: &Tally) -> Counts {
+    Counts {
+        pageviews: t.pageviews,
+        events: t.events,
+        visits: t.visits,
+        bounces: t.bounces,
+        duration: t.duration,
+        engaged_ms: t.engaged_ms,
+        scroll_depth: t.scroll_depth,
+        bots: 0,
     }
 }
 
@@ -169,16 +284,28 @@ async fn breakdown(
         } else {
             HashMap::new()
         };
+    let rows = rows.into_iter().zip(visitors).map(|((value, mut counts), visitors)| {
+        if *dim == Dim::Page {
+            let entry = entries.get(&value).copied().unwrap_or_default();
+            counts.visits = entry.visits;
+            counts.bounces = entry.bounces;
+            counts.duration = entry.duration;
+        }
+        (value, visitors, counts)
+    });
+    Ok(ranked(rows, query, dim))
+}
+
+/// Breakdown rows in Plausible's order (visitors, then the first metric, then the value), the
+/// asked page of them, in the response's shape.
+fn ranked(
+    rows: impl Iterator<Item = (String, u64, Counts)>,
+    query: &StatsQuery,
+    dim: &Dim,
+) -> Value {
+    let metrics = &query.metrics;
     let mut rows: Vec<Row> = rows
-        .into_iter()
-        .zip(visitors)
-        .map(|((value, mut counts), visitors)| {
-            if *dim == Dim::Page {
-                let entry = entries.get(&value).copied().unwrap_or_default();
-                counts.visits = entry.visits;
-                counts.bounces = entry.bounces;
-                counts.duration = entry.duration;
-            }
+        .map(|(value, visitors, counts)| {
             let rank = metrics
                 .first()
                 .and_then(|&m| metric_value(m, visitors, &counts).as_f64())
@@ -220,7 +347,7 @@ async fn breakdown(
             Value::Object(out)
         })
         .collect();
-    Ok(json!({ "results": results }))
+    json!({ "results": results })
 }
 
 /// One metric as Plausible encodes it: integers, and a float for `views_per_visit`.
@@ -262,6 +389,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/v1/stats/timeseries", get(get_timeseries))
         .route("/api/v1/stats/breakdown", get(get_breakdown))
         .route("/api/v1/stats/realtime/visitors", get(get_realtime_visitors))
+        .route("/api/v1/stats/props", get(get_props))
 }
 
 type Params = Result<Query<HashMap<String, String>>, QueryRejection>;
@@ -298,6 +426,14 @@ async fn get_realtime_visitors(
     handle(&state, &headers, params, StatsKind::RealtimeVisitors).await
 }
 
+async fn get_props(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    params: Params,
+) -> Result<Json<Value>, ApiError> {
+    handle(&state, &headers, params, StatsKind::PropNames).await
+}
+
 async fn handle(
     state: &AppState,
     headers: &HeaderMap,
@@ -309,19 +445,17 @@ async fn handle(
     let site_id = query::site_id(&params)?;
     let site = normalize_domain(site_id).ok().and_then(|d| state.site(&d));
     let Some(site) = site else {
-        // Only key holders learn which sites exist.
-        auth::require_key(state, headers).await?;
+        // Only key holders and logged-in users learn which sites exist.
+        auth::require_admin(state, headers, auth::Action::Read).await?;
         return Err(ApiError::not_found(format!(
             "site_id: unknown site `{site_id}`; no site with that domain is registered on this \
              server"
         )));
     };
-    if !site.public {
-        auth::require_key(state, headers).await?;
-    }
+    auth::can_read(state, headers, query::param(&params, "auth"), &site).await?;
     let query = StatsQuery::parse(kind, &params)?;
     let _between_batches = state.rollups.read().await;
-    Ok(Json(run(state.store.as_ref(), &site, &query, now_ms()).await?))
+    Ok(Json(run(state.store.as_ref(), &state.segments, &site, &query, now_ms()).await?))
 }
 
 #[cfg(test)]
@@ -427,7 +561,8 @@ mod tests {
             pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         params.insert("site_id".into(), SITE.into());
         let query = StatsQuery::parse(kind, &params).unwrap();
-        run(store, &site(), &query, NOW).await.unwrap()
+        let segments = Segments::new(30 * 60_000, 1 << 20);
+        run(store, &segments, &site(), &query, NOW).await.unwrap()
     }
 
     const ALL: &str = "visitors,visits,pageviews,views_per_visit,bounce_rate,visit_duration,events";
@@ -731,7 +866,7 @@ mod tests {
 
         let (status, body) = get(&s.app, uri, None).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
-        assert!(body["error"].as_str().unwrap().starts_with("missing API key"), "{body}");
+        assert!(body["error"].as_str().unwrap().contains("are private"), "{body}");
         let (status, _) = get(&s.app, uri, Some("ff_0000")).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
 
@@ -793,9 +928,9 @@ mod tests {
               visit_duration, events, time_on_page, scroll_depth, bot_events",
             ),
             (
-                "aggregate?filters=event:page%3D%3D/",
-                "filters: not available on rollup queries \
-              in this version; leave the parameter out",
+                "aggregate?filters=event:page%3D/",
+                "filters: `event:page=/` has no operator; write PROPERTY==VALUE (or !=, ~, \
+                 !~), e.g. `event:page==/pricing`",
             ),
             (
                 "timeseries?period=30d&interval=minute",

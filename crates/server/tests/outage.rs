@@ -93,7 +93,10 @@ async fn counted(footfall: &Footfall) -> u64 {
     .unwrap();
     let site = footfall_core::site::Site::new(SITE, "UTC", true).unwrap();
     let _between_batches = footfall.state.rollups.read().await;
-    match footfall_server::stats::run(footfall.state.store.as_ref(), &site, &query, now).await {
+    let state = &footfall.state;
+    match footfall_server::stats::run(state.store.as_ref(), &state.segments, &site, &query, now)
+        .await
+    {
         Ok(answer) => answer["results"]["events"]["value"].as_u64().unwrap(),
         Err(_) => u64::MAX,
     }

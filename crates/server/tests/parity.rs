@@ -15,6 +15,7 @@ use footfall_core::identity::Salts;
 use footfall_core::pipeline::{DEFAULT_SESSION_TIMEOUT_MS, Pipeline};
 use footfall_core::query::{StatsKind, StatsQuery};
 use footfall_core::site::Site;
+use footfall_server::segments::Segments;
 use footfall_server::stats;
 use footfall_store::redis::WriterOptions;
 use footfall_store::transfer::{Item, Progress, Transfer, migrate};
@@ -124,6 +125,23 @@ fn param_sets() -> Vec<(StatsKind, String)> {
             }
         }
     }
+    // Filtered queries, answered from the raw log.
+    let filters = [
+        "event:page==/",
+        "visit:source==www.google.com|Google;event:page!=/",
+        "event:props:type==png",
+        "visit:entry_page~blog;event:name==pageview",
+    ];
+    for f in filters {
+        let period = "period=custom&date=2015-05-17,2015-05-20";
+        sets.push((StatsKind::Aggregate, format!("{period}&metrics={all}&filters={f}")));
+        sets.push((
+            StatsKind::Timeseries,
+            format!("{period}&metrics=visitors,pageviews&filters={f}"),
+        ));
+        sets.push((StatsKind::Breakdown, format!("{period}&property=visit:source&filters={f}")));
+        sets.push((StatsKind::PropNames, format!("{period}&filters={f}")));
+    }
     sets.push((StatsKind::Aggregate, format!("period=realtime&metrics={all}")));
     sets.push((StatsKind::Timeseries, "period=realtime&metrics=visitors,pageviews".into()));
     sets.push((StatsKind::RealtimeVisitors, String::new()));
@@ -199,7 +217,8 @@ async fn same_answers(stores: &[Arc<dyn Store>], now: i64) -> Vec<Value> {
             StatsQuery::parse(kind, &parse(&params)).unwrap_or_else(|e| panic!("{params}: {e}"));
         let mut answers = Vec::new();
         for store in stores {
-            let answer = stats::run(store.as_ref(), &site, &query, now).await;
+            let segments = Segments::new(DEFAULT_SESSION_TIMEOUT_MS, 1 << 30);
+            let answer = stats::run(store.as_ref(), &segments, &site, &query, now).await;
             answers.push(answer.map_err(|e| e.message).unwrap_or_else(|e| panic!("{params}: {e}")));
         }
         for (i, answer) in answers.iter().enumerate().skip(1) {
@@ -253,7 +272,8 @@ async fn every_backend_answers_every_query_identically() {
         &parse("period=custom&date=2015-05-17,2015-05-20&metrics=pageviews,events"),
     )
     .unwrap();
-    let answer: Value = stats::run(stores[1].as_ref(), &site, &all, now).await.unwrap();
+    let segments = Segments::new(DEFAULT_SESSION_TIMEOUT_MS, 1 << 30);
+    let answer: Value = stats::run(stores[1].as_ref(), &segments, &site, &all, now).await.unwrap();
     let pageviews = events.iter().filter(|e| e.is_pageview()).count() as u64;
     assert_eq!(answer["results"]["events"]["value"].as_u64(), Some(events.len() as u64));
     assert_eq!(answer["results"]["pageviews"]["value"].as_u64(), Some(pageviews));
@@ -400,4 +420,69 @@ async fn a_migrated_store_answers_as_its_source_did() {
         total["results"]["events"]["value"].as_u64(),
         Some(expected.len() as u64 + events.len() as u64)
     );
+}
+
+/// A value inside a `filters` parameter, with the characters the syntax gives a meaning escaped.
+fn escaped(value: &str) -> String {
+    let mut out = String::new();
+    for c in value.chars() {
+        if matches!(c, ';' | '|' | '\\' | '*') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// What a dashboard shows when a breakdown row is clicked: the aggregate filtered to the row,
+/// answered from the raw log, equals the row the rollups gave, metric by metric.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_breakdown_row_equals_its_filtered_aggregate() {
+    let events = traffic();
+    let dir = tempfile::tempdir().unwrap();
+    let store = embedded(dir.path()).await;
+    let site = site();
+    let mut pipeline = Pipeline::new(DEFAULT_SESSION_TIMEOUT_MS, std::slice::from_ref(&site), []);
+    load(std::slice::from_ref(&store), &mut pipeline, &events, 0).await;
+    let segments = Segments::new(DEFAULT_SESSION_TIMEOUT_MS, 1 << 30);
+    let now = events.last().unwrap().ts;
+    let ask = async |kind: StatsKind, params: &str| -> Value {
+        let query = StatsQuery::parse(kind, &parse(params)).unwrap();
+        stats::run(store.as_ref(), &segments, &site, &query, now).await.unwrap()
+    };
+    let visits = "visitors,visits,pageviews,bounce_rate,visit_duration,events";
+    let properties = [
+        ("event:page", visits),
+        ("event:name", "visitors,pageviews,events"),
+        ("event:props:type", "visitors,pageviews,events"),
+        ("visit:entry_page", visits),
+        ("visit:exit_page", visits),
+        ("visit:source", visits),
+        ("visit:referrer", visits),
+        ("visit:utm_source", visits),
+        ("visit:utm_medium", visits),
+    ];
+    let mut compared = 0;
+    for period in ["period=day&date=2015-05-18", "period=custom&date=2015-05-17,2015-05-20"] {
+        for (property, metrics) in properties {
+            let rows = ask(
+                StatsKind::Breakdown,
+                &format!("{period}&property={property}&metrics={metrics}&limit=40"),
+            )
+            .await;
+            let key = property.rsplit(':').next().unwrap();
+            for row in rows["results"].as_array().unwrap() {
+                let value = row[key].as_str().unwrap();
+                let filters = format!("{property}=={}", escaped(value));
+                let params = format!("{period}&metrics={metrics}&filters={filters}");
+                let total = ask(StatsKind::Aggregate, &params).await;
+                for metric in metrics.split(',') {
+                    let (by_row, filtered) = (&row[metric], &total["results"][metric]["value"]);
+                    assert_eq!(by_row, filtered, "{period} {filters}: {metric}");
+                }
+                compared += 1;
+            }
+        }
+    }
+    assert!(compared > 300, "only {compared} rows compared");
 }
