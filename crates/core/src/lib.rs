@@ -8,6 +8,7 @@
 
 pub mod batch;
 pub mod classify;
+pub mod demo;
 pub mod event;
 pub mod filter;
 pub mod hll;

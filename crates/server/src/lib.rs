@@ -7,6 +7,7 @@ pub mod assets;
 pub mod auth;
 pub mod collect;
 pub mod control;
+pub mod demo;
 pub mod engine;
 pub mod error;
 pub mod segments;
