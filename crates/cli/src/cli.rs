@@ -55,6 +55,12 @@ pub enum Command {
     /// Create API keys
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Add, list and remove the users who log in to the dashboard
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Make, list and revoke read-only links to a site's dashboard
+    #[command(subcommand)]
+    Share(ShareCommand),
     /// Ask the stats API from the command line (the same answers as over HTTP)
     Query(QueryArgs),
     /// Load-test the collector over HTTP with generated traffic; report events/s and latency
@@ -146,6 +152,17 @@ pub struct ServeArgs {
     /// CF-IPCountry; used before the database [default: none]
     #[arg(long, env = "FOOTFALL_COUNTRY_HEADER", value_name = "NAME")]
     pub country_header: Option<String>,
+    /// Feed the public site demo.footfall.example with made-up traffic: a month of history
+    /// when it has none, then live visits every few seconds [default: false]
+    #[arg(
+        long,
+        env = "FOOTFALL_DEMO",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true"
+    )]
+    pub demo: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -183,6 +200,64 @@ pub enum KeyCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a user who can log in to the dashboard; the password is asked for twice, or read
+    /// from stdin
+    Add {
+        /// The user's name: letters, digits, `.`, `_`, `@` and `-`
+        name: String,
+        /// Read the password from stdin (without its final newline) instead of asking for it
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List the users
+    List {
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a user and end their login sessions
+    Remove {
+        /// The user's name
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ShareCommand {
+    /// Make a link that shows a site's dashboard, read-only, to anyone who has it; print it
+    Create {
+        /// The site's domain
+        site: String,
+        /// A label for the link [default: its first characters]
+        #[arg(long)]
+        name: Option<String>,
+        /// Print a full URL on this address, such as https://stats.example.com [default: the
+        /// path alone]
+        #[arg(long, value_name = "URL")]
+        base_url: Option<String>,
+    },
+    /// List a site's share links
+    List {
+        /// The site's domain
+        site: String,
+        /// Show full URLs on this address, such as https://stats.example.com [default: paths]
+        #[arg(long, value_name = "URL")]
+        base_url: Option<String>,
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a share link: it stops working at once
+    Revoke {
+        /// The site's domain
+        site: String,
+        /// The link's id (its `auth=` value)
+        id: String,
+    },
+}
+
 #[derive(Debug, Args)]
 pub struct QueryArgs {
     /// Which query
@@ -207,6 +282,9 @@ pub struct QueryArgs {
     /// Breakdown property, such as event:page or visit:source
     #[arg(long)]
     pub property: Option<String>,
+    /// Filters in Plausible's syntax, such as `visit:source==Google;event:page==/pricing`
+    #[arg(long)]
+    pub filters: Option<String>,
     /// Breakdown rows per page [default: 100]
     #[arg(long)]
     pub limit: Option<String>,
@@ -273,6 +351,7 @@ impl Cli {
             flags.redis_spill_mb = typed(m, "redis_spill_mb", &args.redis_spill_mb);
             flags.geoip_database = typed(m, "geoip_database", &args.geoip_database);
             flags.country_header = typed(m, "country_header", &args.country_header);
+            flags.demo = typed(m, "demo", &args.demo);
         }
         flags
     }
@@ -297,6 +376,7 @@ mod tests {
                 "d",
                 "--trust-proxy",
                 "--listen=127.0.0.1:1",
+                "--demo",
             ])
             .unwrap();
         let cli = Cli::from_arg_matches(&matches).unwrap();
@@ -304,5 +384,6 @@ mod tests {
         assert_eq!(flags.data_dir.as_deref(), Some("d"));
         assert_eq!(flags.trust_proxy.as_deref(), Some("true"));
         assert_eq!(flags.listen.as_deref(), Some("127.0.0.1:1"));
+        assert_eq!(flags.demo.as_deref(), Some("true"));
     }
 }

@@ -46,6 +46,8 @@ pub struct FileConfig {
     /// Relative to the configuration file's directory.
     geoip_database: Option<PathBuf>,
     country_header: Option<String>,
+    /// Feed the demo site with made-up traffic.
+    demo: Option<bool>,
     log: Option<String>,
     #[serde(default)]
     sites: Vec<SiteEntry>,
@@ -110,6 +112,7 @@ pub struct Flags {
     pub flush_interval_ms: Option<String>,
     pub geoip_database: Option<String>,
     pub country_header: Option<String>,
+    pub demo: Option<String>,
 }
 
 /// The resolved settings.
@@ -131,6 +134,8 @@ pub struct Settings {
     pub sites: Vec<Site>,
     /// A MaxMind-format database to locate visitors with; `serve` loads it.
     pub geoip_database: Option<PathBuf>,
+    /// `serve` feeds the demo site with made-up traffic.
+    pub demo: bool,
 }
 
 /// One setting's name in each layer.
@@ -165,6 +170,7 @@ const GEOIP_DATABASE: Names =
     Names { key: "geoip_database", env: &["FOOTFALL_GEOIP_DATABASE"], flag: "geoip-database" };
 const COUNTRY_HEADER: Names =
     Names { key: "country_header", env: &["FOOTFALL_COUNTRY_HEADER"], flag: "country-header" };
+const DEMO: Names = Names { key: "demo", env: &["FOOTFALL_DEMO"], flag: "demo" };
 const FLUSH_INTERVAL: Names = Names {
     key: "flush_interval_ms",
     env: &["FOOTFALL_FLUSH_INTERVAL_MS"],
@@ -268,6 +274,15 @@ impl Settings {
                 |_| Ok(()),
             )?
             .unwrap_or(false);
+        let demo = layers
+            .pick(
+                &DEMO,
+                flags.demo.as_deref(),
+                values.and_then(|v| v.demo).map(Ok),
+                parse_bool,
+                |_| Ok(()),
+            )?
+            .unwrap_or(false);
         let session_timeout_minutes = layers
             .pick(
                 &SESSION_TIMEOUT,
@@ -346,6 +361,7 @@ impl Settings {
             log,
             sites: file.map(declared_sites).transpose()?.unwrap_or_default(),
             geoip_database,
+            demo,
         })
     }
 }
@@ -445,6 +461,19 @@ mod tests {
         assert_eq!(s.log, DEFAULT_LOG);
         assert!(s.sites.is_empty());
         assert_eq!(s.redis, None);
+        assert!(!s.demo);
+    }
+
+    #[test]
+    fn demo_comes_from_any_layer() {
+        let f = file("demo = true");
+        assert!(Settings::resolve(Some(&f), &env(&[]), &Flags::default()).unwrap().demo);
+        let e = env(&[("FOOTFALL_DEMO", "false")]);
+        assert!(!Settings::resolve(Some(&f), &e, &Flags::default()).unwrap().demo);
+        let flags = Flags { demo: Some("true".into()), ..Flags::default() };
+        assert!(Settings::resolve(Some(&f), &e, &flags).unwrap().demo);
+        let flags = Flags { demo: Some("sure".into()), ..Flags::default() };
+        assert_eq!(error(None, &env(&[]), &flags), "--demo: `sure` is not true or false");
     }
 
     #[test]

@@ -12,11 +12,10 @@ use std::net::TcpListener;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::Locator;
 use footfall_testkit::ChromeDriver;
-use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{Value, json};
-use support::{Server, Workspace};
+use support::{Server, Workspace, browser, wait_until};
 
 const SITE: &str = "shop.test";
 
@@ -62,18 +61,6 @@ fn serve_site(footfall: &str) -> String {
         }
     });
     addr
-}
-
-async fn browser(driver: &ChromeDriver, user_agent: Option<&str>) -> Client {
-    let ua = user_agent.map(|ua| format!("--user-agent={ua}"));
-    let args: Vec<&str> = ua.iter().map(String::as_str).collect();
-    let caps: Value = serde_json::from_str(&ChromeDriver::capabilities(&args)).unwrap();
-    let Value::Object(caps) = caps else { unreachable!("capabilities are an object") };
-    ClientBuilder::new(HttpConnector::new())
-        .capabilities(caps)
-        .connect(&driver.url())
-        .await
-        .expect("a WebDriver session in headless Chromium")
 }
 
 /// Waits until `check` holds for the answer to `GET path`, and returns that answer.
@@ -199,14 +186,4 @@ fn a_visit_in_a_real_browser_is_counted_exactly() {
     let bots = wait_for(&server, &aggregate, |a| a["results"]["bot_events"]["value"] != json!(0));
     assert_eq!(bots["results"]["pageviews"]["value"], json!(3), "{bots}");
     assert_eq!(bots["results"]["visitors"]["value"], json!(1), "{bots}");
-}
-
-/// Waits until a JavaScript condition holds in the page.
-async fn wait_until(c: &Client, condition: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let script = format!("return !!({condition})");
-    while c.execute(&script, vec![]).await.unwrap() != json!(true) {
-        assert!(Instant::now() < deadline, "the page never reached `{condition}`");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }

@@ -1,12 +1,14 @@
-//! What each command does. `site`, `key` and `query` work on the data directory whether or not
-//! a server runs on it: see [`request`].
+//! What each command does. `site`, `key`, `query`, `user` and `share` work on the data
+//! directory whether or not a server runs on it: see [`request`].
 
 mod bench;
 mod key;
 mod migrate;
 mod query;
 mod serve;
+mod share;
 mod site;
+mod user;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -16,7 +18,7 @@ use footfall_server::control::{self, ControlError, Request};
 use footfall_store::{EmbeddedStore, RedisStore, Store, StoreError};
 use serde_json::Value;
 
-use crate::cli::{Command, KeyCommand, SiteCommand};
+use crate::cli::{Command, KeyCommand, ShareCommand, SiteCommand, UserCommand};
 use crate::config::Settings;
 
 pub async fn run(command: Command, settings: &Settings) -> Result<()> {
@@ -29,6 +31,20 @@ pub async fn run(command: Command, settings: &Settings) -> Result<()> {
         }
         Command::Site(SiteCommand::List { json }) => site::list(settings, json).await,
         Command::Key(KeyCommand::Create { name }) => key::create(settings, name).await,
+        Command::User(UserCommand::Add { name, password_stdin }) => {
+            user::add(settings, name, password_stdin).await
+        }
+        Command::User(UserCommand::List { json }) => user::list(settings, json).await,
+        Command::User(UserCommand::Remove { name }) => user::remove(settings, name).await,
+        Command::Share(ShareCommand::Create { site, name, base_url }) => {
+            share::create(settings, site, name, base_url.as_deref()).await
+        }
+        Command::Share(ShareCommand::List { site, base_url, json }) => {
+            share::list(settings, site, base_url.as_deref(), json).await
+        }
+        Command::Share(ShareCommand::Revoke { site, id }) => {
+            share::revoke(settings, site, id).await
+        }
         Command::Query(args) => query::run(settings, args).await,
         Command::Bench(args) => bench::run(args, settings.redis.as_deref()).await,
         Command::Migrate(args) => migrate::run(settings, &args).await,
@@ -78,6 +94,11 @@ async fn request(settings: &Settings, req: Request) -> Result<Value> {
             Err(e) => return Err(e.into()),
         }
     }
+}
+
+/// The UTC day of a Unix time in ms, for tables.
+fn day_of(ms: i64) -> String {
+    footfall_core::time::civil_from_days(ms.div_euclid(86_400_000)).to_string()
 }
 
 async fn execute_on(store: &dyn Store, settings: &Settings, req: Request) -> Result<Value> {

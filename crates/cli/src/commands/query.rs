@@ -20,6 +20,7 @@ pub async fn run(settings: &Settings, args: QueryArgs) -> Result<()> {
         ("interval", args.interval),
         ("metrics", args.metrics.clone()),
         ("property", args.property),
+        ("filters", args.filters),
         ("limit", args.limit),
         ("page", args.page),
     ]

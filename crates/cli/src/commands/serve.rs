@@ -2,10 +2,12 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, anyhow};
 use footfall_core::classify::geo::GeoDb;
+use footfall_core::demo::Params;
+use footfall_server::demo;
 use footfall_server::serve::{ServeOptions, load_state, serve};
 use footfall_store::redis::{LEASE, WriterOptions};
 use footfall_store::{EmbeddedStore, RedisStore, Store};
@@ -47,12 +49,26 @@ pub async fn run(settings: &Settings) -> Result<()> {
     // Registered before serving, so that a failure shows now rather than as an early stop.
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle Ctrl-C")?;
     let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let demo = match settings.demo {
+        true => {
+            // A new seed on each start: the last one would bring back the same addresses and
+            // browsers, and so, the same day, the same visitors.
+            let seed = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+            let feed = demo::start(state.clone(), settings.listen, Params::default(), seed as u64);
+            Some(feed.await.context("cannot start the demo")?)
+        }
+        false => None,
+    };
     let shutdown = async move {
         tokio::select! {
             _ = interrupt.recv() => {}
             _ = terminate.recv() => {}
         }
         tracing::info!("stopping: finishing requests and applying what has been read");
+        // Before the pipeline's last batch, so that it counts the feed's last events.
+        if let Some(feed) = demo {
+            feed.stop().await;
+        }
     };
 
     let options = ServeOptions {

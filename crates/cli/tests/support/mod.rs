@@ -12,22 +12,30 @@ use std::process::{Child, Command, Output, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use footfall_testkit::{RedisCluster, RedisServer};
+use fantoccini::{Client, ClientBuilder};
+use footfall_testkit::{ChromeDriver, RedisCluster, RedisServer};
+use hyper_util::client::legacy::connect::HttpConnector;
+use serde_json::{Value, json};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_footfall");
 pub const UA: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
 
 /// `footfall ARGS` in `cwd`, with no footfall settings inherited from the test's environment.
 pub fn footfall(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = command(cwd, args);
+    cmd.stdin(Stdio::null()).envs(env.iter().copied());
+    cmd.output().expect("the footfall binary runs")
+}
+
+fn command(cwd: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(BIN);
-    cmd.current_dir(cwd).args(args).stdin(Stdio::null());
+    cmd.current_dir(cwd).args(args);
     for (key, _) in std::env::vars_os() {
         if key.to_string_lossy().starts_with("FOOTFALL_") || key == "RUST_LOG" {
             cmd.env_remove(key);
         }
     }
-    cmd.envs(env.iter().copied());
-    cmd.output().expect("the footfall binary runs")
+    cmd
 }
 
 /// Stdout of a command that must succeed.
@@ -96,6 +104,16 @@ impl Workspace {
         let mut all: Vec<&str> = store.iter().map(String::as_str).collect();
         all.extend_from_slice(args);
         footfall(self.dir.path(), &all, &[])
+    }
+
+    /// `footfall ARGS` on the workspace's store, with `stdin` as its standard input.
+    pub fn with_stdin(&self, args: &[&str], stdin: &str) -> Output {
+        let mut cmd = command(self.dir.path(), &[]);
+        cmd.args(self.store_args()).args(args);
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("the footfall binary runs");
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
     }
 
     pub fn ok(&self, args: &[&str]) -> String {
@@ -216,5 +234,28 @@ impl Drop for Server {
         // Already reaped after `terminate`, in which case both calls do nothing useful.
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A WebDriver session in headless Chromium, introducing itself as `user_agent` if given.
+pub async fn browser(driver: &ChromeDriver, user_agent: Option<&str>) -> Client {
+    let ua = user_agent.map(|ua| format!("--user-agent={ua}"));
+    let args: Vec<&str> = ua.iter().map(String::as_str).collect();
+    let caps: Value = serde_json::from_str(&ChromeDriver::capabilities(&args)).unwrap();
+    let Value::Object(caps) = caps else { unreachable!("capabilities are an object") };
+    ClientBuilder::new(HttpConnector::new())
+        .capabilities(caps)
+        .connect(&driver.url())
+        .await
+        .expect("a WebDriver session in headless Chromium")
+}
+
+/// Waits until a JavaScript condition holds in the page.
+pub async fn wait_until(c: &Client, condition: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let script = format!("return !!({condition})");
+    while c.execute(&script, vec![]).await.unwrap() != json!(true) {
+        assert!(Instant::now() < deadline, "the page never reached `{condition}`");
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
