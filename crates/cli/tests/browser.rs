@@ -10,7 +10,7 @@ mod support;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::thread::sleep;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fantoccini::Locator;
 use footfall_testkit::ChromeDriver;
@@ -63,26 +63,11 @@ fn serve_site(footfall: &str) -> String {
     addr
 }
 
-/// Waits until `check` holds for the answer to `GET path`, and returns that answer.
-fn wait_for(server: &Server, path: &str, check: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let (status, body) = server.get(path, None);
-        assert_eq!(status, 200, "{path}: {body}");
-        let answer: Value = serde_json::from_str(&body).unwrap();
-        if check(&answer) {
-            return answer;
-        }
-        assert!(Instant::now() < deadline, "{path} never gave the expected answer: {answer}");
-        sleep(Duration::from_millis(100));
-    }
-}
-
 fn breakdown(server: &Server, property: &str, metrics: &str) -> Vec<Value> {
     let path = format!(
         "/api/v1/stats/breakdown?site_id={SITE}&period=day&property={property}&metrics={metrics}"
     );
-    wait_for(server, &path, |_| true)["results"].as_array().unwrap().clone()
+    server.wait_for(&path, None, |_| true)["results"].as_array().unwrap().clone()
 }
 
 /// Rows of a breakdown as (value, metric) pairs, sorted by value.
@@ -141,7 +126,7 @@ fn a_visit_in_a_real_browser_is_counted_exactly() {
          &metrics=visitors,visits,pageviews,events,bounce_rate,bot_events,time_on_page,scroll_depth"
     );
     // Three pageviews and two custom events; engagement is counted apart.
-    let totals = wait_for(&server, &aggregate, |a| a["results"]["events"]["value"] == json!(5));
+    let totals = server.wait_for(&aggregate, None, |a| a["results"]["events"]["value"] == json!(5));
     let value = |m: &str| totals["results"][m]["value"].clone();
     assert_eq!(value("pageviews"), json!(3), "{totals}");
     assert_eq!(value("visitors"), json!(1), "{totals}");
@@ -183,7 +168,8 @@ fn a_visit_in_a_real_browser_is_counted_exactly() {
         wait_until(&c, "window.footfall && !window.footfall.q").await;
         c.close().await.unwrap();
     });
-    let bots = wait_for(&server, &aggregate, |a| a["results"]["bot_events"]["value"] != json!(0));
+    let bots =
+        server.wait_for(&aggregate, None, |a| a["results"]["bot_events"]["value"] != json!(0));
     assert_eq!(bots["results"]["pageviews"]["value"], json!(3), "{bots}");
     assert_eq!(bots["results"]["visitors"]["value"], json!(1), "{bots}");
 }

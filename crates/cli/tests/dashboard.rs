@@ -8,8 +8,6 @@
 mod support;
 
 use std::path::PathBuf;
-use std::thread::sleep;
-use std::time::{Duration, Instant};
 
 use fantoccini::{Client, Locator};
 use footfall_testkit::ChromeDriver;
@@ -107,21 +105,6 @@ fn load(server: &Server) {
     );
 }
 
-/// The answer to `GET path` once `check` holds.
-fn wait_for(server: &Server, key: &str, path: &str, check: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let (status, body) = server.get(path, Some(key));
-        assert_eq!(status, 200, "{path}: {body}");
-        let answer: Value = serde_json::from_str(&body).unwrap();
-        if check(&answer) {
-            return answer;
-        }
-        assert!(Instant::now() < deadline, "{path} never gave the expected answer: {answer}");
-        sleep(Duration::from_millis(100));
-    }
-}
-
 /// Waits for the dashboard to have loaded every panel of the current view.
 async fn ready(c: &Client) {
     wait_until(c, "document.body.dataset.state === 'ready'").await;
@@ -184,7 +167,7 @@ fn the_dashboard_shows_what_the_api_answers() {
     load(&server);
     let base = format!("/api/v1/stats/aggregate?site_id={SITE}&period=day");
     let all = "visitors,visits,pageviews,views_per_visit,bounce_rate,visit_duration";
-    let api = wait_for(&server, &key, &format!("{base}&metrics={all}"), |a| {
+    let api = server.wait_for(&format!("{base}&metrics={all}"), Some(&key), |a| {
         a["results"]["pageviews"]["value"] == json!(6)
     });
     // Worked out by hand (see `load`).
@@ -255,10 +238,9 @@ fn the_dashboard_shows_what_the_api_answers() {
         assert_eq!(filters.as_deref(), Some("event:page==/pricing"));
         let chip = text_of(&c, "filter-chip", "data-filter").await;
         assert_eq!(chip, "event:page==/pricing");
-        let filtered = wait_for(
-            &server,
-            &key,
+        let filtered = server.wait_for(
             &format!("{base}&metrics={all}&filters=event:page%3D%3D/pricing"),
+            Some(&key),
             |_| true,
         );
         let from_api: Vec<(String, f64)> = by_hand

@@ -214,6 +214,21 @@ impl Server {
         }
     }
 
+    /// Waits until `check` holds for the answer to `GET path`, and returns that answer.
+    pub fn wait_for(&self, path: &str, key: Option<&str>, check: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (status, body) = self.get(path, key);
+            assert_eq!(status, 200, "{path}: {body}");
+            let answer: Value = serde_json::from_str(&body).unwrap();
+            if check(&answer) {
+                return answer;
+            }
+            assert!(Instant::now() < deadline, "{path} never gave the expected answer: {answer}");
+            sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Sends SIGTERM and returns whether the server then exited successfully.
     pub fn terminate(&mut self) -> bool {
         let pid = self.child.id().to_string();
