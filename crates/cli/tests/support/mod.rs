@@ -149,7 +149,8 @@ impl Server {
             .stderr(File::create(&log).unwrap());
         let mut server = Server { child: cmd.spawn().unwrap(), addr, log };
 
-        let deadline = Instant::now() + Duration::from_secs(30);
+        // A debug build reopens a store of a month's events slowly.
+        let deadline = Instant::now() + Duration::from_secs(90);
         loop {
             if let Some(status) = server.child.try_wait().unwrap() {
                 panic!("the server exited with {status}:\n{}", server.log());
