@@ -534,7 +534,10 @@ mod tests {
 
         let listed = api.call("GET", shares, &admin[..1], "").await;
         assert_eq!(listed.status, StatusCode::OK);
-        assert_eq!(listed.body, json!({ "shares": [link, unnamed.body] }));
+        // Oldest first; links made in the same millisecond go by id.
+        let mut both = [link.clone(), unnamed.body.clone()];
+        both.sort_by_key(|l| (l["created"].as_i64(), l["id"].as_str().map(String::from)));
+        assert_eq!(listed.body, json!({ "shares": both }));
 
         // A link reads its site, not another private one; a public site needs nothing.
         let (a, b) = (api.state.site("a.example").unwrap(), api.state.site("b.example").unwrap());
