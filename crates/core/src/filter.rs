@@ -63,8 +63,9 @@ impl Pattern {
         rest.len() >= last.len() && rest.ends_with(last.as_str())
     }
 
-    fn text(&self) -> String {
-        self.pieces.join("*")
+    /// The value of a `~` or `!~` filter, which has no wildcards: one piece.
+    fn literal(&self) -> &str {
+        &self.pieces[0]
     }
 }
 
@@ -75,8 +76,8 @@ impl Filter {
         match self.op {
             Op::Is => self.patterns.iter().any(|p| p.matches(s)),
             Op::IsNot => !self.patterns.iter().any(|p| p.matches(s)),
-            Op::Contains => self.patterns.iter().any(|p| s.contains(&p.text())),
-            Op::NotContains => !self.patterns.iter().any(|p| s.contains(&p.text())),
+            Op::Contains => self.patterns.iter().any(|p| s.contains(p.literal())),
+            Op::NotContains => !self.patterns.iter().any(|p| s.contains(p.literal())),
         }
     }
 

@@ -45,18 +45,34 @@ struct Attribution {
     traits: Traits,
 }
 
+/// The dimensions of [`attribution_parts`], in its order.
+pub(crate) const ATTRIBUTION_DIMS: [Dim; 5] =
+    [Dim::Source, Dim::Referrer, Dim::UtmSource, Dim::UtmMedium, Dim::UtmCampaign];
+
+/// What a session takes from its first event besides its traits: source and referrer (named
+/// [`DIRECT`] when it came with neither) and UTM source, medium and campaign. The raw-log scan
+/// reads sessions with it too.
+pub(crate) fn attribution_parts(event: &Event) -> [Option<&str>; 5] {
+    [
+        Some(event.source.as_deref().unwrap_or(DIRECT)),
+        Some(event.referrer.as_deref().unwrap_or(DIRECT)),
+        event.utm_source.as_deref(),
+        event.utm_medium.as_deref(),
+        event.utm_campaign.as_deref(),
+    ]
+}
+
 impl Attribution {
     /// Every session-level dimension but the entry and exit page, with its value.
     fn dims(&self) -> impl Iterator<Item = (Dim, Option<&Arc<str>>)> {
-        [
-            (Dim::Source, self.source.as_ref()),
-            (Dim::Referrer, self.referrer.as_ref()),
-            (Dim::UtmSource, self.utm_source.as_ref()),
-            (Dim::UtmMedium, self.utm_medium.as_ref()),
-            (Dim::UtmCampaign, self.utm_campaign.as_ref()),
-        ]
-        .into_iter()
-        .chain(self.traits.dims())
+        let parts = [
+            self.source.as_ref(),
+            self.referrer.as_ref(),
+            self.utm_source.as_ref(),
+            self.utm_medium.as_ref(),
+            self.utm_campaign.as_ref(),
+        ];
+        ATTRIBUTION_DIMS.into_iter().zip(parts).chain(self.traits.dims())
     }
 }
 
@@ -574,16 +590,7 @@ fn slot_of(
 }
 
 fn new_session(shared: &mut Shared, event: &Event, pageview: bool, page: Id) -> Session {
-    let attribution = shared.attribution(
-        [
-            Some(event.source.as_deref().unwrap_or(DIRECT)),
-            Some(event.referrer.as_deref().unwrap_or(DIRECT)),
-            event.utm_source.as_deref(),
-            event.utm_medium.as_deref(),
-            event.utm_campaign.as_deref(),
-        ],
-        &event.traits,
-    );
+    let attribution = shared.attribution(attribution_parts(event), &event.traits);
     Session {
         start: event.ts,
         last: event.ts,

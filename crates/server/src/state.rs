@@ -102,6 +102,19 @@ impl AppState {
         Ok(())
     }
 
+    /// Appends events to the raw log (durably, see [`Store::append`]) and moves the appended
+    /// offset, against which the pipeline's lag is measured. Appends finish out of order: the
+    /// gauge shows the highest offset acknowledged so far.
+    pub async fn append(
+        &self,
+        events: Vec<footfall_core::event::Event>,
+    ) -> Result<std::ops::Range<u64>, footfall_store::StoreError> {
+        let offsets = self.store.append(events).await?;
+        let end = self.appended.fetch_max(offsets.end, Ordering::Relaxed).max(offsets.end);
+        metrics::gauge!("footfall_log_appended_offset").set((end - 1) as f64);
+        Ok(offsets)
+    }
+
     /// Takes the sites as the store has them now: new and changed ones are used from now on.
     pub fn refresh_sites(&self, sites: Vec<Site>) {
         let mut known = self.sites.write().expect("sites lock");

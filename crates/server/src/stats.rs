@@ -78,7 +78,7 @@ pub async fn run(
             };
             breakdown(store, domain, query, dim, &resolved.buckets).await
         }
-        StatsKind::PropNames => Err(ApiError::bad_request("props are answered by scanning")),
+        StatsKind::PropNames => unreachable!("property names are always scanned"),
     }
 }
 

@@ -8,28 +8,8 @@ use rustc_hash::FxHashMap;
 
 use crate::batch::Dim;
 use crate::event::{ENGAGEMENT, Event};
-use crate::pipeline::{DIRECT, continues_span, engagement};
+use crate::pipeline::{ATTRIBUTION_DIMS, attribution_parts, continues_span, engagement};
 use crate::time::{CachedClock, Grain, SiteClock, civil_from_days, days_from_civil};
-
-/// The session-level dimensions a segment keeps a column of, besides entry and exit page.
-pub(super) const SESSION_DIMS: [Dim; 16] = [
-    Dim::Source,
-    Dim::Referrer,
-    Dim::UtmSource,
-    Dim::UtmMedium,
-    Dim::UtmCampaign,
-    Dim::Device,
-    Dim::Browser,
-    Dim::BrowserVersion,
-    Dim::Os,
-    Dim::OsVersion,
-    Dim::Country,
-    Dim::Region,
-    Dim::City,
-    Dim::Channel,
-    Dim::UtmTerm,
-    Dim::UtmContent,
-];
 
 /// The dictionary number of a missing value in every column.
 pub(super) const MISSING: u32 = 0;
@@ -107,14 +87,29 @@ pub struct Segment {
     pub(super) visitor: Vec<u32>,
     pub(super) entry: Vec<u32>,
     pub(super) exit: Vec<u32>,
-    pub(super) dims: [Vec<u32>; 16],
+    /// The other session-level dimensions, in the order of [`session_values`].
+    pub(super) columns: Vec<Column>,
     // Dictionaries.
     pub(super) visitor_ids: Vec<u64>,
     pub(super) pages: Dict,
     pub(super) names: Dict,
     pub(super) keys: Dict,
     pub(super) values: Dict,
-    pub(super) dim_values: [Dict; 16],
+}
+
+/// One session-level dimension's values, a number per session.
+#[derive(Debug)]
+pub(super) struct Column {
+    dim: Dim,
+    dict: Dict,
+    ids: Vec<u32>,
+}
+
+/// A session's values of every session-level dimension but its entry and exit page, from its
+/// first event, as the pipeline attributes them.
+fn session_values(first: &Event) -> impl Iterator<Item = (Dim, Option<&str>)> {
+    let traits = first.traits.dims().map(|(dim, v)| (dim, v.map(|v| &**v)));
+    ATTRIBUTION_DIMS.into_iter().zip(attribution_parts(first)).chain(traits)
 }
 
 impl Segment {
@@ -138,13 +133,14 @@ impl Segment {
             visitor: Vec::new(),
             entry: Vec::new(),
             exit: Vec::new(),
-            dims: Default::default(),
+            columns: session_values(&Event::default())
+                .map(|(dim, _)| Column { dim, dict: Dict::new(), ids: Vec::new() })
+                .collect(),
             visitor_ids: Vec::new(),
             pages: Dict::new(),
             names: Dict::new(),
             keys: Dict::new(),
             values: Dict::new(),
-            dim_values: std::array::from_fn(|_| Dict::new()),
         }
     }
 
@@ -161,10 +157,10 @@ impl Segment {
     pub fn heap_bytes(&self) -> usize {
         let events = self.ts.len() * (8 + 4 + 4 + 4 + 1 + 4 + 1 + 4);
         let props = self.prop_key.len() * 8;
-        let sessions = self.start.len() * (8 + 8 + 4 + 4 + 4 + 4 + 4 + 16 * 4);
+        let sessions = self.start.len() * (8 + 8 + 4 + 4 + 4 + 4 + 4 + self.columns.len() * 4);
         let dicts = [&self.pages, &self.names, &self.keys, &self.values]
             .into_iter()
-            .chain(&self.dim_values)
+            .chain(self.columns.iter().map(|c| &c.dict))
             .map(|d| d.values.iter().map(|v| v.len() + 48).sum::<usize>())
             .sum::<usize>();
         events + props + sessions + dicts + self.visitor_ids.len() * 12
@@ -175,10 +171,7 @@ impl Segment {
         match dim {
             Dim::EntryPage => Some((&self.pages, &self.entry)),
             Dim::ExitPage => Some((&self.pages, &self.exit)),
-            _ => {
-                let k = SESSION_DIMS.iter().position(|d| d == dim)?;
-                Some((&self.dim_values[k], &self.dims[k]))
-            }
+            _ => self.columns.iter().find(|c| c.dim == *dim).map(|c| (&c.dict, &c.ids[..])),
         }
     }
 }
@@ -317,17 +310,9 @@ fn add_session(seg: &mut Segment, s: &Open, visitor: u32, events: &[Event]) -> u
     let page = |at: Option<usize>| at.map(|i| events[i].page.as_str());
     let entry = seg.pages.id(page(s.entry));
     let exit = seg.pages.id(page(s.exit));
-    let attribution = [
-        Some(first.source.as_deref().unwrap_or(DIRECT)),
-        Some(first.referrer.as_deref().unwrap_or(DIRECT)),
-        first.utm_source.as_deref(),
-        first.utm_medium.as_deref(),
-        first.utm_campaign.as_deref(),
-    ];
-    let traits = first.traits.dims().map(|(_, v)| v.map(|v| &**v));
-    for (k, value) in attribution.into_iter().chain(traits).enumerate() {
-        let id = seg.dim_values[k].id(value);
-        seg.dims[k].push(id);
+    for (column, (_, value)) in seg.columns.iter_mut().zip(session_values(first)) {
+        let id = column.dict.id(value);
+        column.ids.push(id);
     }
     seg.start.push(s.start);
     seg.duration.push(s.last - s.start);

@@ -294,15 +294,17 @@ impl Groups {
 }
 
 /// How one segment's rows map onto the answer's groups, and the visitors it has counted.
-struct Local<'g> {
+struct Local<'g, 's> {
     grouping: Grouping<'g>,
     /// Per dictionary number of the grouped column: its group, or SKIP (missing values).
     groups: Vec<u32>,
+    /// The grouped session-level column (entry page for pages), a number per session.
+    column: &'s [u32],
     /// The groups' tallies, by group number, added to the answer's at the end.
     tallies: Vec<Tally>,
-    /// Visitors counted per group, as `group << 32 | dense visitor`.
+    /// Visitors counted per breakdown row, as `row << 32 | dense visitor`.
     seen: FxHashSet<u64>,
-    /// The same pairs for points and breakdown rows, each once, in the order first counted.
+    /// The same pairs for points, each once.
     fresh: Vec<u64>,
     /// For one group (a total): which dense visitors are counted.
     seen_one: Vec<bool>,
@@ -313,15 +315,18 @@ struct Local<'g> {
     point: usize,
 }
 
-impl<'g> Local<'g> {
-    fn new(seg: &Segment, grouping: Grouping<'g>, answer: &mut Groups) -> Local<'g> {
-        let dict = match grouping {
-            Grouping::By(Dim::Page) => Some(&seg.pages),
-            Grouping::By(Dim::EventName) => Some(&seg.names),
-            Grouping::By(Dim::Prop(_)) => Some(&seg.values),
-            Grouping::By(dim) => seg.session_column(dim).map(|(dict, _)| dict),
-            Grouping::PropNames => Some(&seg.keys),
-            Grouping::Total | Grouping::Points(_) => None,
+impl<'g, 's> Local<'g, 's> {
+    fn new(seg: &'s Segment, grouping: Grouping<'g>, answer: &mut Groups) -> Local<'g, 's> {
+        let (dict, column) = match grouping {
+            Grouping::By(Dim::Page) => (Some(&seg.pages), &seg.entry[..]),
+            Grouping::By(Dim::EventName) => (Some(&seg.names), &[][..]),
+            Grouping::By(Dim::Prop(_)) => (Some(&seg.values), &[][..]),
+            Grouping::By(dim) => {
+                let (dict, column) = seg.session_column(dim).expect("a session-level dimension");
+                (Some(dict), column)
+            }
+            Grouping::PropNames => (Some(&seg.keys), &[][..]),
+            Grouping::Total | Grouping::Points(_) => (None, &[][..]),
         };
         let groups = dict
             .map(|d| {
@@ -334,6 +339,7 @@ impl<'g> Local<'g> {
         Local {
             grouping,
             groups,
+            column,
             tallies: vec![Tally::default(); answer.accs.len()],
             seen: FxHashSet::default(),
             fresh: Vec::new(),
@@ -368,9 +374,9 @@ impl<'g> Local<'g> {
             Grouping::By(Dim::EventName) => self.groups[seg.name[i] as usize],
             // Properties are looked up per event: see `add_event`.
             Grouping::By(Dim::Prop(_)) | Grouping::PropNames => SKIP,
-            Grouping::By(dim) => match seg.session[i] {
+            Grouping::By(_) => match seg.session[i] {
                 NO_SESSION => SKIP,
-                s => self.session_value(seg, dim, s as usize),
+                s => self.groups[self.column[s as usize] as usize],
             },
         }
     }
@@ -379,32 +385,24 @@ impl<'g> Local<'g> {
         match self.grouping {
             Grouping::Total => 0,
             Grouping::Points(bounds) => self.point_of(bounds, seg.start[s]),
-            // A page's visit metrics are those of the sessions that entered on it.
-            Grouping::By(Dim::Page) => self.groups[seg.entry[s] as usize],
             Grouping::By(Dim::EventName | Dim::Prop(_)) | Grouping::PropNames => SKIP,
-            Grouping::By(dim) => self.session_value(seg, dim, s),
+            // A page's visit metrics are those of the sessions that entered on it.
+            Grouping::By(_) => self.groups[self.column[s] as usize],
         }
-    }
-
-    fn session_value(&self, seg: &Segment, dim: &Dim, s: usize) -> u32 {
-        let (_, column) = seg.session_column(dim).expect("a session-level dimension");
-        self.groups[column[s] as usize]
     }
 
     fn visitor(&mut self, g: u32, visitor: u32) {
         let pair = u64::from(g) << 32 | u64::from(visitor);
-        let fresh = match self.grouping {
-            Grouping::Total => {
-                self.seen_one[visitor as usize] = true;
-                return;
-            }
+        match self.grouping {
+            Grouping::Total => self.seen_one[visitor as usize] = true,
             Grouping::Points(_) => {
-                std::mem::replace(&mut self.seen_point[visitor as usize], g + 1) != g + 1
+                if std::mem::replace(&mut self.seen_point[visitor as usize], g + 1) != g + 1 {
+                    self.fresh.push(pair);
+                }
             }
-            _ => self.seen.insert(pair),
-        };
-        if fresh {
-            self.fresh.push(pair);
+            _ => {
+                self.seen.insert(pair);
+            }
         }
     }
 
@@ -475,9 +473,10 @@ impl<'g> Local<'g> {
             let seen = self.seen_one.iter().zip(ids).filter(|(s, _)| **s);
             answer.accs[0].add_visitors(seen.map(|(_, &v)| v));
         }
-        let mut fresh = self.fresh;
-        fresh.sort_unstable();
-        for run in fresh.chunk_by(|a, b| a >> 32 == b >> 32) {
+        let mut pairs = self.fresh;
+        pairs.extend(self.seen);
+        pairs.sort_unstable();
+        for run in pairs.chunk_by(|a, b| a >> 32 == b >> 32) {
             let g = (run[0] >> 32) as usize;
             answer.accs[g].add_visitors(run.iter().map(|&pair| ids[pair as u32 as usize]));
         }
