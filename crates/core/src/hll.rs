@@ -48,6 +48,8 @@ const SPARSE_XZERO_MAX_LEN: usize = 16384;
 /// Redis's `HLL_ALPHA_INF`, 0.5 / ln 2.
 const ALPHA_INF: f64 = 0.721_347_520_444_481_7;
 const SEED: u64 = 0xadc8_3b19;
+/// From this many additions at once, a pass over every register costs less than sorting them.
+const MANY: usize = REGISTERS / 8;
 
 /// A Redis-compatible HyperLogLog (see the module docs for the format).
 ///
@@ -153,7 +155,16 @@ impl Hll {
         if self.is_dense() || elements.len() <= 2 {
             return elements.iter().fold(false, |changed, e| self.add(e.as_ref()) | changed);
         }
-        let mut raises: Vec<(usize, u8)> = elements.iter().map(|e| pattern(e.as_ref())).collect();
+        let raises = elements.iter().map(|e| pattern(e.as_ref()));
+        if elements.len() >= MANY {
+            self.raise_unsorted(raises)
+        } else {
+            self.raise_sorted(raises.collect())
+        }
+    }
+
+    /// `add_all` to a sparse HLL by sorting the raises and merging them into its opcodes.
+    fn raise_sorted(&mut self, mut raises: Vec<(usize, u8)>) -> bool {
         raises.sort_unstable();
         let mut ops = Runs::default();
         let mut changed = false;
@@ -184,6 +195,45 @@ impl Hll {
         if !changed {
             return false;
         }
+        self.store(ops, |regs| {
+            for (index, count) in raises {
+                dense_set(regs, index, count);
+            }
+        });
+        true
+    }
+
+    /// `add_all` to a sparse HLL through an array of every register, which costs a pass over
+    /// the registers instead of a sort of the raises. It writes the same bytes as
+    /// [`Hll::raise_sorted`]: both write each run of equal registers in the longest opcodes.
+    fn raise_unsorted(&mut self, raises: impl Iterator<Item = (usize, u8)>) -> bool {
+        let mut registers = [0u8; REGISTERS];
+        self.max_into(&mut registers);
+        let mut changed = false;
+        for (index, count) in raises {
+            if count > registers[index] {
+                registers[index] = count;
+                changed = true;
+            }
+        }
+        if !changed {
+            return false;
+        }
+        let mut ops = Runs::default();
+        for run in registers.chunk_by(|a, b| a == b) {
+            ops.push(run[0], run.len());
+        }
+        self.store(ops, |regs| {
+            for (index, &value) in registers.iter().enumerate() {
+                dense_write(regs, index, value);
+            }
+        });
+        true
+    }
+
+    /// Writes the raised registers: as `ops`, or where those would pass Redis's sparse limit,
+    /// dense, set by `dense` after promotion.
+    fn store(&mut self, ops: Runs, dense: impl FnOnce(&mut [u8; DENSE_REGS])) {
         match ops.finish(SPARSE_MAX_BYTES - HDR) {
             Some(ops) => {
                 self.bytes.truncate(HDR);
@@ -191,13 +241,10 @@ impl Hll {
             }
             None => {
                 self.promote();
-                for (index, count) in raises {
-                    dense_set(self.dense_regs_mut(), index, count);
-                }
+                dense(self.dense_regs_mut());
             }
         }
         self.invalidate_cache();
-        true
     }
 
     /// `PFCOUNT` of this HLL. Always estimates from the registers: Redis would return its cached
@@ -848,6 +895,30 @@ mod tests {
         let again: Vec<[u8; 8]> = (0..10u64).map(u64::to_le_bytes).collect();
         assert!(!hll.add_all(&again), "nothing new: nothing changes");
         assert_eq!(hll, before);
+    }
+
+    #[test]
+    fn sorting_and_register_passes_write_the_same_bytes() {
+        let mut next = crate::testing::below(0x0ddb_a11c_afe5_f00d);
+        // Sparse starts (dense ones take `add`); few distinct registers (it stays sparse), many
+        // (it goes dense), and a value of 33.
+        let cases = [(0u64, 90u64, false), (50, 900, false), (0, 20_000, false), (300, 30, true)];
+        for (start, distinct, with_33) in cases {
+            let case = format!("start {start}, {distinct} distinct, 33: {with_33}");
+            let base = hll_of(0..start);
+            assert!(!base.is_dense());
+            let mut raises: Vec<(usize, u8)> =
+                (0..MANY + 10).map(|_| pattern(&(10_000 + next(distinct)).to_le_bytes())).collect();
+            if with_33 {
+                raises.push(pattern(&COUNT_33.to_le_bytes()));
+            }
+            let (mut sorted, mut unsorted) = (base.clone(), base.clone());
+            assert!(sorted.raise_sorted(raises.clone()));
+            assert!(unsorted.raise_unsorted(raises.iter().copied()));
+            assert_eq!(sorted, unsorted, "{case}");
+            assert_eq!(unsorted.is_dense(), with_33 || distinct > 900, "{case}");
+            assert!(!unsorted.raise_unsorted(raises.into_iter()), "{case}: nothing new");
+        }
     }
 
     #[test]
