@@ -15,7 +15,7 @@ use std::time::Duration;
 use fantoccini::Locator;
 use footfall_testkit::ChromeDriver;
 use serde_json::{Value, json};
-use support::{Server, Workspace, browser, wait_until};
+use support::{Server, Workspace, browser, noon_timezone, wait_until};
 
 const SITE: &str = "shop.test";
 
@@ -83,7 +83,7 @@ fn rows(results: &[Value], key: &str, metric: &str) -> Vec<(String, i64)> {
 #[test]
 fn a_visit_in_a_real_browser_is_counted_exactly() {
     let ws = Workspace::new();
-    ws.ok(&["site", "add", SITE, "--public"]);
+    ws.ok(&["site", "add", SITE, "--public", "--timezone", &noon_timezone()]);
     let server = Server::start(&ws);
     let site = serve_site(&server.addr);
     let driver = ChromeDriver::start();

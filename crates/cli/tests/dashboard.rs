@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use fantoccini::{Client, Locator};
 use footfall_testkit::ChromeDriver;
 use serde_json::{Value, json};
-use support::{Server, UA, Workspace, browser, ok, wait_until};
+use support::{Server, UA, Workspace, browser, noon_timezone, ok, wait_until};
 
 const SITE: &str = "shop.test";
 const PASSWORD: &str = "correct horse battery";
@@ -160,7 +160,7 @@ async fn nothing_ran(c: &Client) {
 #[test]
 fn the_dashboard_shows_what_the_api_answers() {
     let ws = Workspace::new();
-    ws.ok(&["site", "add", SITE]);
+    ws.ok(&["site", "add", SITE, "--timezone", &noon_timezone()]);
     let key = ws.ok(&["key", "create"]).trim().to_owned();
     ok(&[], ws.with_stdin(&["user", "add", "admin", "--password-stdin"], PASSWORD));
     let server = Server::start(&ws);

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, SET_COOKIE};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -27,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::auth::{self, Action, Caller};
+use crate::collect::client_ip;
 use crate::control;
 use crate::engine::now_ms;
 use crate::error::ApiError;
@@ -108,24 +110,45 @@ struct Credentials {
 
 async fn post_login(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
+    request: Parts,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    auth::check_origin(&state, &headers)?;
-    let credentials: Credentials = json_body(&headers, &body)?;
+    let headers = &request.headers;
+    auth::check_origin(&state, headers)?;
+    let credentials: Credentials = json_body(headers, &body)?;
+    let (name, address) = (&credentials.username, client_ip(&request, state.config.trust_proxy));
+    if let Some(wait_ms) = state.logins.wait_ms(name, address, now_ms()) {
+        tracing::warn!(?address, "a login was refused after too many failures");
+        return Err(too_many_failures(wait_ms));
+    }
     let store = state.store.as_ref();
-    let Some(user) =
-        auth::check_password(store, &credentials.username, &credentials.password).await?
-    else {
+    let Some(user) = auth::check_password(store, name, &credentials.password).await? else {
+        state.logins.failed(name, address, now_ms());
         tracing::info!("a login failed");
         return Err(ApiError::unauthorized("wrong username or password"));
     };
+    state.logins.succeeded(name, address);
     let (token, login) = auth::start_session(store, &user.name).await?;
     tracing::info!(user = %login.user, "logged in");
     let mut response = logged_in(&login.user, &login.csrf);
-    let cookie = auth::session_cookie(&state, &headers, Some(&token));
+    let cookie = auth::session_cookie(&state, headers, Some(&token));
     response.headers_mut().insert(SET_COOKIE, cookie);
     Ok(response)
+}
+
+/// 429 with `Retry-After`: the same for a user who exists and one who does not.
+fn too_many_failures(wait_ms: i64) -> ApiError {
+    let seconds = (wait_ms + 999) / 1000;
+    let minutes = (seconds + 59) / 60;
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        format!(
+            "too many failed logins for this user or from this address: try again in {minutes} \
+             minute{}",
+            if minutes == 1 { "" } else { "s" }
+        ),
+    )
+    .retry_after(seconds)
 }
 
 /// `{"user", "csrf"}`, which no cache may keep.
@@ -358,6 +381,32 @@ mod tests {
 
     fn error(answer: &Answer) -> &str {
         answer.body["error"].as_str().unwrap_or_else(|| panic!("no error in {}", answer.body))
+    }
+
+    #[tokio::test]
+    async fn password_guessing_is_held_up_and_the_right_password_waits_too() {
+        let api = Api::new(ServerConfig::default()).await;
+        api.add_admin().await;
+        for guess in 0..crate::throttle::MAX_FAILURES {
+            let answer = api.login("admin", &format!("guess {guess}")).await;
+            assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "guess {guess}");
+        }
+        // Now not even the right password is checked, and a user who does not exist is
+        // answered the same way once guessed at as often.
+        let answer = api.login("admin", PASSWORD).await;
+        assert_eq!(answer.status, StatusCode::TOO_MANY_REQUESTS, "{}", answer.body);
+        assert_eq!(
+            error(&answer),
+            "too many failed logins for this user or from this address: try again in 15 minutes"
+        );
+        let retry: i64 = answer.headers["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!((899..=900).contains(&retry), "{retry}");
+        assert!(!answer.headers.contains_key(SET_COOKIE));
+        for guess in 0..crate::throttle::MAX_FAILURES {
+            api.login("nobody", &format!("guess {guess}")).await;
+        }
+        let nobody = api.login("nobody", PASSWORD).await;
+        assert_eq!((nobody.status, nobody.body), (answer.status, answer.body));
     }
 
     #[tokio::test]

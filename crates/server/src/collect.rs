@@ -168,7 +168,12 @@ async fn try_collect(
         ingest::decode(payload, &body, clock).map_err(|e| ApiError::bad_request(e.to_string()))?;
     metrics::histogram!("footfall_batch_size").record(decoded.len() as f64);
 
-    let ip = client_ip(&parts, state.config.trust_proxy)?;
+    let ip = client_ip(&parts, state.config.trust_proxy).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the client's address is unknown: the server was started without connection info",
+        )
+    })?;
     let user_agent = parts.headers.get(USER_AGENT).map(|v| String::from_utf8_lossy(v.as_bytes()));
     let user_agent = user_agent.as_deref().unwrap_or("");
     let traits = request_traits(state, payload, &parts.headers, ip, user_agent);
@@ -264,7 +269,7 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
 /// (it is then the address the proxy saw; without a proxy anyone could set it), else the
 /// socket's peer. Canonical form, so an IPv4 client seen as `::ffff:a.b.c.d` on a dual-stack
 /// socket is the same visitor as when it arrives over IPv4.
-fn client_ip(parts: &Parts, trust_proxy: bool) -> Result<IpAddr, ApiError> {
+pub(crate) fn client_ip(parts: &Parts, trust_proxy: bool) -> Option<IpAddr> {
     let forwarded = parts
         .headers
         .get("x-forwarded-for")
@@ -273,13 +278,7 @@ fn client_ip(parts: &Parts, trust_proxy: bool) -> Result<IpAddr, ApiError> {
         .and_then(|v| v.split(',').next())
         .and_then(|first| parse_ip(first.trim()));
     let peer = || parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-    let ip = forwarded.or_else(peer).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "the client's address is unknown: the server was started without connection info",
-        )
-    })?;
-    Ok(ip.to_canonical())
+    forwarded.or_else(peer).map(|ip| ip.to_canonical())
 }
 
 /// What the request says of its client, for all its events: device, browser and OS from the

@@ -11,11 +11,18 @@ use footfall_store::StoreError;
 pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
+    /// Seconds for `Retry-After`, where it is known.
+    retry_after: Option<i64>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
-        ApiError { status, message: message.into() }
+        ApiError { status, message: message.into(), retry_after: None }
+    }
+
+    /// Tells the client when to try again.
+    pub fn retry_after(self, seconds: i64) -> ApiError {
+        ApiError { retry_after: Some(seconds), ..self }
     }
 
     pub fn bad_request(message: impl Into<String>) -> ApiError {
@@ -35,9 +42,10 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response =
             (self.status, Json(serde_json::json!({ "error": self.message }))).into_response();
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            // Storage trouble passes, and clients that honour this back off rather than hammer.
-            response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("5"));
+        // Storage trouble passes, and clients that honour this back off rather than hammer.
+        let unavailable = self.status == StatusCode::SERVICE_UNAVAILABLE;
+        if let Some(seconds) = self.retry_after.or(unavailable.then_some(5)) {
+            response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }

@@ -14,3 +14,4 @@ pub mod segments;
 pub mod serve;
 pub mod state;
 pub mod stats;
+pub mod throttle;

@@ -12,6 +12,7 @@ use footfall_core::site::Site;
 use footfall_store::Store;
 
 use crate::segments::{self, Segments};
+use crate::throttle::LoginThrottle;
 
 /// Server settings that handlers consult.
 #[derive(Clone, Debug)]
@@ -60,6 +61,8 @@ pub struct AppState {
     pub agents: Agents,
     /// What filtered queries scan.
     pub segments: Segments,
+    /// Recent failed logins, which hold up password guessing.
+    pub logins: LoginThrottle,
 }
 
 impl AppState {
@@ -79,6 +82,7 @@ impl AppState {
             appended: AtomicU64::new(0),
             rollups: tokio::sync::RwLock::new(()),
             agents: Agents::new(),
+            logins: LoginThrottle::default(),
         }
     }
 

@@ -27,6 +27,15 @@ pub fn footfall(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     cmd.output().expect("the footfall binary runs")
 }
 
+/// A timezone in which it is now about noon. A site in it keeps a test's few minutes of
+/// traffic, and the test's questions about "today", within one day whenever the test runs.
+pub fn noon_timezone() -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    let offset = 12 - (now.as_secs() / 3600 % 24) as i64;
+    // POSIX signs: `Etc/GMT-5` is five hours ahead of UTC.
+    format!("Etc/GMT{:+}", -offset)
+}
+
 fn command(cwd: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.current_dir(cwd).args(args);
