@@ -153,7 +153,7 @@ pub struct ServeArgs {
     #[arg(long, env = "FOOTFALL_COUNTRY_HEADER", value_name = "NAME")]
     pub country_header: Option<String>,
     /// Feed the public site demo.footfall.example with made-up traffic: a month of history
-    /// when it has none, then live visits every few seconds [default: false]
+    /// when it has none, then a live visit about every 20 seconds [default: false]
     #[arg(
         long,
         env = "FOOTFALL_DEMO",

@@ -147,8 +147,9 @@ impl Hll {
     ///
     /// Adding to a sparse HLL walks and splices its opcodes, so a store applying hundreds of
     /// additions to one key would walk it hundreds of times. Here the additions to a sparse HLL
-    /// are sorted and merged into its opcodes in one pass, which are written again with the
-    /// longest runs each opcode allows, or dense where that would pass Redis's sparse limit. The
+    /// are sorted and merged into its opcodes in one pass (or, from 2,048 of them, raised in
+    /// an array of every register instead of sorted), which are written again with the longest
+    /// runs each opcode allows, or dense where that would pass Redis's sparse limit. The
     /// bytes may then differ from those Redis builds one `PFADD` at a time (its opcodes depend on
     /// the order of additions), not the registers; Redis reads either.
     pub fn add_all<E: AsRef<[u8]>>(&mut self, elements: &[E]) -> bool {
